@@ -1,0 +1,137 @@
+"""The one place that decides how new information about an attempt merges with what is stored.
+
+Webhooks, API fetches and operator actions all call `merge()`. The rules:
+- `pending` may become `success` or `error`;
+- a terminal status is final: a later `pending` is stale news and ignored, and a second,
+  different terminal status is recorded in the history as a conflict but not applied;
+- the error or result of a terminal attempt, which only the API gives, fills in what is missing.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from attempts.models import TERMINAL_STATUSES, Attempt, Status, StatusChange, WebhookEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one source says about an attempt."""
+
+    status: str
+    action_type: str = ""
+    workspace_id: str = ""
+    # When the source says it happened (a webhook's occurred_at); None means now.
+    at: datetime | None = None
+    # True only for the API, which gives the attempt's error and result as Seam holds them.
+    has_payload: bool = False
+    error: Any = None
+    result: Any = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> "Observation":
+        return cls(
+            status=data["status"],
+            action_type=data.get("action_type") or "",
+            workspace_id=data.get("workspace_id") or "",
+            has_payload=True,
+            error=data.get("error"),
+            result=data.get("result"),
+        )
+
+
+@dataclass(frozen=True)
+class Merged:
+    attempt: Attempt
+    created: bool
+    status_changed: bool
+    conflict: bool
+
+
+def merge(
+    action_attempt_id: str,
+    observation: Observation,
+    *,
+    source: str,
+    event: WebhookEvent | None = None,
+) -> Merged:
+    """Merge an observation into the stored attempt, creating it if never seen.
+
+    Safe when several processes merge into the same attempt at once: the row is locked
+    (SELECT ... FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transactions serialize writers).
+    """
+    if observation.status not in Status.values:
+        raise ValueError(f"unknown status {observation.status!r}")
+    now = timezone.now()
+    at = min(observation.at or now, now)
+    with transaction.atomic():
+        attempt, created = Attempt.objects.get_or_create(
+            action_attempt_id=action_attempt_id,
+            defaults={"status": observation.status, "first_seen_at": at},
+        )
+        if not created:
+            attempt = Attempt.objects.select_for_update().get(pk=attempt.pk)
+        old_status = "" if created else attempt.status
+        new_status = observation.status
+        fields: set[str] = set()
+        status_changed = conflict = False
+
+        if created or (old_status == Status.PENDING and new_status != Status.PENDING):
+            attempt.status = new_status
+            fields.add("status")
+            if new_status in TERMINAL_STATUSES:
+                attempt.ended_at = at
+                fields.add("ended_at")
+            status_changed = True
+        elif old_status in TERMINAL_STATUSES and new_status in TERMINAL_STATUSES:
+            conflict = new_status != old_status
+        if status_changed or conflict:
+            StatusChange.objects.create(
+                attempt=attempt,
+                from_status=old_status,
+                to_status=new_status,
+                source=source,
+                conflict=conflict,
+                event=event,
+                at=now,
+            )
+        if conflict:
+            log.warning(
+                "attempt=%s conflict stored=%s incoming=%s source=%s",
+                action_attempt_id,
+                old_status,
+                new_status,
+                source,
+            )
+
+        for name in ("action_type", "workspace_id"):
+            value = getattr(observation, name)
+            if value and getattr(attempt, name) != value:
+                setattr(attempt, name, value)
+                fields.add(name)
+        if (
+            observation.has_payload
+            and new_status == attempt.status
+            and attempt.is_terminal
+            and not attempt.payload_fetched
+        ):
+            attempt.error = observation.error
+            attempt.result = observation.result
+            attempt.payload_fetched = True
+            fields |= {"error", "result", "payload_fetched"}
+        if source == "api":
+            attempt.fetched_at = now
+        if created:
+            attempt.save()
+        elif fields:
+            attempt.save(update_fields=[*fields, "fetched_at", "updated_at"])
+        elif source == "api":
+            # Only the freshness mark moved: updated_at stays, so live pages are not re-sent it.
+            attempt.save(update_fields=["fetched_at"])
+    return Merged(attempt, created, status_changed, conflict)

@@ -1,0 +1,15 @@
+"""The default cache lives in the database (see settings.CACHES); the deploy steps are only
+`migrate` and `collectstatic`, so `migrate` creates its table."""
+
+from django.core.management import call_command
+from django.db import migrations
+
+
+def create_cache_table(apps, schema_editor):
+    call_command("createcachetable", database=schema_editor.connection.alias, verbosity=0)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("attempts", "0001_initial")]
+
+    operations = [migrations.RunPython(create_cache_table, migrations.RunPython.noop)]
