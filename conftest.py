@@ -16,3 +16,20 @@ def seam_settings(settings, fake_seam):
     settings.SEAM_API_URL = fake_seam.url
     settings.SEAM_API_KEY = API_KEY
     return settings
+
+
+@pytest.fixture(autouse=True)
+def clear_cache(request, django_db_blocker):
+    """The cache outlives a test's database rollback: tests that use the database start with an
+    empty one (the default cache is a table in that database)."""
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+        "live_server",
+    } & set(request.fixturenames)
+    if uses_db:
+        from django.core.cache import cache
+
+        request.getfixturevalue("django_db_setup")
+        with django_db_blocker.unblock():
+            cache.clear()
