@@ -1,0 +1,161 @@
+import json
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from attempts.management.commands.demo import Demo, Pace
+from attempts.models import Attempt, Status
+from fakeseam import free_port
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Receiver:
+    """A webhook endpoint on loopback that verifies each delivery as the dashboard would."""
+
+    def __init__(self, refusals: int = 0) -> None:
+        self.deliveries: list[dict] = []
+        self.refusals = refusals
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {
+                    name.replace("svix-", "webhook-"): self.headers[name]
+                    for name in ("svix-id", "svix-timestamp", "svix-signature")
+                }
+                try:
+                    Webhook(SECRET).verify(body, headers)
+                    verified = True
+                except WebhookVerificationError:
+                    verified = False
+                tries = [d for d in receiver.deliveries if d["id"] == headers["webhook-id"]]
+                code = 503 if len(tries) < receiver.refusals else 204
+                receiver.deliveries.append(
+                    {"id": headers["webhook-id"], "event": json.loads(body), "ok": verified}
+                )
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/seam/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+FAST = Pace(between_starts=(1, 1), pending=(2, 6), stuck_share=0, error_share=0.4, retry_cap=4)
+
+
+def run(demo: Demo, clock: Clock, starts: int, steps: int = 200) -> None:
+    """Steps the driver one simulated second at a time until `starts` attempts have ended and
+    every delivery is done."""
+    for _ in range(steps):
+        if demo.started >= starts:
+            demo.next_start = float("inf")
+            if not demo.running and not demo.outbox:
+                return
+        demo.step()
+        clock.now += 1
+    raise AssertionError(f"still running: {demo.running}, outbox: {demo.outbox}")
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.mark.django_db
+class TestDemo:
+    def test_attempts_end_and_webhooks_are_signed(self, fake_seam, receiver):
+        clock = Clock()
+        demo = Demo(fake_seam, receiver.url, SECRET, rng=random.Random(3), clock=clock, pace=FAST)
+        run(demo, clock, starts=12)
+
+        recorded = list(Attempt.objects.all())
+        assert len(recorded) == 12
+        # The dashboard learned of each as pending; only the API or a webhook tells the rest.
+        assert {a.status for a in recorded} == {Status.PENDING}
+        ended = {}
+        for attempt in recorded:
+            answer = fake_seam.call(
+                "/action_attempts/get", {"action_attempt_id": attempt.action_attempt_id}
+            )["action_attempt"]
+            assert answer["status"] in ("success", "error")
+            if answer["status"] == "error":
+                assert answer["error"]["type"] and answer["error"]["message"]
+            else:
+                assert isinstance(answer["result"], dict)
+            ended[answer["action_attempt_id"]] = answer
+        statuses = {a["status"] for a in ended.values()}
+        types = {a["action_type"] for a in ended.values()}
+        assert statuses == {"success", "error"}
+        assert {"LOCK_DOOR", "UNLOCK_DOOR"} & types and types - {"LOCK_DOOR", "UNLOCK_DOOR"}
+
+        assert receiver.deliveries and all(d["ok"] for d in receiver.deliveries)
+        action_events = [
+            d["event"]
+            for d in receiver.deliveries
+            if d["event"]["event_type"].startswith("action_attempt.")
+        ]
+        locks = {i for i, a in ended.items() if a["action_type"] in ("LOCK_DOOR", "UNLOCK_DOOR")}
+        assert sorted(e["action_attempt_id"] for e in action_events) == sorted(locks)
+        for event in action_events:
+            attempt = ended[event["action_attempt_id"]]
+            verb = attempt["action_type"].lower()
+            outcome = "succeeded" if attempt["status"] == "success" else "failed"
+            assert event["event_type"] == f"action_attempt.{verb}.{outcome}"
+            assert event["status"] == attempt["status"]
+            assert {"event_id", "workspace_id", "created_at", "occurred_at"} <= set(event)
+        assert len({d["event"]["event_id"] for d in receiver.deliveries}) == len(
+            receiver.deliveries
+        )
+
+    def test_it_retries_a_refused_delivery_with_the_same_id(self, fake_seam):
+        receiver = Receiver(refusals=2)
+        try:
+            clock = Clock()
+            pace = Pace(between_starts=(1, 1), pending=(1, 1), stuck_share=0, retry_cap=4)
+            demo = Demo(fake_seam, receiver.url, SECRET, rng=random.Random(1), clock=clock)
+            demo.pace, demo.record = pace, False
+            # A lock attempt, so that it ends with a webhook.
+            demo.pick_action = lambda: ("/locks/lock_door", {"device_id": "august_device_1"})
+            run(demo, clock, starts=1)
+        finally:
+            receiver.close()
+        first = receiver.deliveries[0]
+        tries = [d for d in receiver.deliveries if d["id"] == first["id"]]
+        assert len(tries) == 3 and all(d["ok"] for d in tries)
+        assert first["event"]["event_type"] == "action_attempt.lock_door.succeeded"
+
+    def test_it_keeps_going_while_the_dashboard_is_down(self, fake_seam):
+        clock = Clock()
+        closed = f"http://127.0.0.1:{free_port()}/webhooks/seam/"
+        demo = Demo(fake_seam, closed, SECRET, rng=random.Random(2), clock=clock, pace=FAST)
+        demo.record = False
+        demo.pick_action = lambda: ("/locks/unlock_door", {"device_id": "august_device_2"})
+        for _ in range(30):
+            demo.step()
+            clock.now += 1
+        assert demo.started >= 20 and len(demo.outbox) >= 10
+        # One try per step at most while it is down, backing off: no storm of connections.
+        assert 1 <= sum(d.tries for d in demo.outbox) <= 30
