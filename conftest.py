@@ -1,6 +1,13 @@
 import pytest
+from django.core.management import call_command
 
 from fakeseam import API_KEY, FakeSeam
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static():
+    """Pages name hashed static files from collectstatic's manifest, as deployed: collect once."""
+    call_command("collectstatic", "--noinput", verbosity=0)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ Every setting an operator may change is read here, once, from the environment (o
 file beside manage.py). `.env.example` documents each variable.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -26,6 +27,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+# Reached over https (the proxy terminates TLS): HSTS, secure cookies, http -> https redirects.
+HTTPS = env.bool("HTTPS", default=BEHIND_PROXY)
 
 SEAM_API_KEY = env.str("SEAM_API_KEY", default="")
 SEAM_API_URL = env.str("SEAM_API_URL", default="https://connect.getseam.com").rstrip("/")
@@ -43,11 +46,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "attempts",
 ]
 
 MIDDLEWARE = [
+    # Outermost, so its one line per request times and sees everything, static files included.
+    "dashboard.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -56,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -113,6 +122,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# AxesStandaloneBackend refuses logins while locked out; it needs the request, so tests log in
+# with Client.force_login() (Client.login() passes no request).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "dashboard.middleware.client_ip"
+AXES_VERBOSE = False  # its own log lines name the username; the request line says enough
+
+# A shift-long session that ends with the browser. Not sliding: the live poll would write the
+# session row every few seconds.
+SESSION_COOKIE_AGE = env.int("SESSION_HOURS", default=12) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/attempts/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -134,17 +161,43 @@ if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # Load balancers probe the workers directly, over plain http.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# HSTS preload is a commitment for a whole registered domain, made by its owner, not by an app.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "keyvalue": {"format": "time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
     },
+    "filters": {"skip_logged_exceptions": {"()": "dashboard.middleware.SkipLoggedExceptions"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "keyvalue"},
+        "requests": {
+            "class": "logging.StreamHandler",
+            "formatter": "keyvalue",
+            "filters": ["skip_logged_exceptions"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # The request line (dashboard.middleware) logs every status, and a view's exception with
+        # its traceback and context: django.request keeps only errors raised elsewhere.
+        "django.request": {"level": "ERROR", "handlers": ["requests"], "propagate": False},
+        # Lockouts are warnings; every successful login at INFO is noise beside the request line.
+        "axes": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
     },
