@@ -7,12 +7,14 @@ from django.db.models import Q, QuerySet
 
 from attempts.merge import Merged, Observation, merge
 from attempts.models import TERMINAL_STATUSES, Attempt, Source, Status
-from attempts.seam import get_client
+from attempts.seam import SeamClient, get_client
 
 log = logging.getLogger(__name__)
 
 
-def fetch_and_merge(action_attempt_ids: Iterable[str]) -> list[Merged]:
+def fetch_and_merge(
+    action_attempt_ids: Iterable[str], client: SeamClient | None = None
+) -> list[Merged]:
     """Asks Seam for these attempts (batched by the client) and merges what it answers.
 
     Ids Seam does not know are left as they are. Raises SeamError when Seam cannot answer.
@@ -20,7 +22,8 @@ def fetch_and_merge(action_attempt_ids: Iterable[str]) -> list[Merged]:
     ids = list(dict.fromkeys(action_attempt_ids))
     if not ids:
         return []
-    return [m for data in get_client().list(ids) if (m := merge_api_attempt(data))]
+    found = (client or get_client()).list(ids)
+    return [m for data in found if (m := merge_api_attempt(data))]
 
 
 def merge_api_attempt(data: dict) -> Merged | None:

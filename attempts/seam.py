@@ -75,10 +75,10 @@ class SeamClient:
         *,
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
-        max_attempts: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        max_total: float = 20.0,
+        max_attempts: int = 3,
+        backoff: float = 0.25,
+        max_backoff: float = 4.0,
+        max_total: float = 10.0,
     ) -> None:
         if not api_key:
             raise SeamNotConfigured("SEAM_API_KEY is not set: the dashboard cannot ask Seam.")
@@ -88,13 +88,14 @@ class SeamClient:
         self.max_backoff = max_backoff
         self.max_total = max_total
         self._key = api_key
+        self.timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self.http = httpx.Client(
             base_url=self.base_url,
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "User-Agent": f"seam-attempts-dashboard/{settings.VERSION}",
             },
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            timeout=self.timeout,
             limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
         )
 
@@ -130,7 +131,11 @@ class SeamClient:
             body["page_cursor"] = page_cursor
         try:
             data = self._post("/action_attempts/list", body)
-        except (SeamRejected, SeamNotFound):
+        except SeamNotFound as exc:
+            if exc.error_type == "action_attempts_not_found":
+                return Page([], None)
+            return None
+        except SeamRejected:
             return None
         pagination = data.get("pagination") or {}
         cursor = pagination.get("next_page_cursor") if pagination.get("has_next_page") else None
@@ -166,11 +171,16 @@ class SeamClient:
         return value
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        started = time.monotonic()
+        deadline = time.monotonic() + self.max_total
         for attempt in range(1, self.max_attempts + 1):
             delay: float | None = None
+            # No single try may outlast the total bound either.
+            left = max(0.1, deadline - time.monotonic())
+            timeout = httpx.Timeout(
+                min(self.timeout.read, left), connect=min(self.timeout.connect, left)
+            )
             try:
-                response = self.http.post(path, json=body)
+                response = self.http.post(path, json=body, timeout=timeout)
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}"
             else:
@@ -181,8 +191,7 @@ class SeamClient:
             if delay is None:
                 delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)  # jitter: workers that failed together part
-            left = self.max_total - (time.monotonic() - started)
-            if attempt == self.max_attempts or delay > left:
+            if attempt == self.max_attempts or delay > deadline - time.monotonic():
                 break
             log.warning(
                 "seam call=%s attempt=%d outcome=retry reason=%r wait=%.2fs",

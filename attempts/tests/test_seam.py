@@ -20,13 +20,13 @@ from attempts.seam import (
 )
 from fakeseam import API_KEY
 
-FAST = {"backoff": 0.01, "max_backoff": 0.05, "max_total": 5}
+FAST = {"max_attempts": 3, "backoff": 0.01, "max_backoff": 0.05, "max_total": 5}
 
 
 class Scripted:
     """A tiny local HTTP server answering from a script of (status, headers, body) in turn."""
 
-    def __init__(self, script: list[tuple[int, dict[str, str], bytes]]) -> None:
+    def __init__(self, script: list[tuple[int, dict[str, str], bytes]], delay: float = 0) -> None:
         self.script = list(script)
         self.requests: list[dict] = []
         outer = self
@@ -42,6 +42,7 @@ class Scripted:
                         "at": time.monotonic(),
                     }
                 )
+                time.sleep(delay)  # a server slower than the client waits for
                 status, headers, body = outer.script.pop(0)
                 self.send_response(status)
                 for name, value in headers.items():
@@ -54,6 +55,8 @@ class Scripted:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.block_on_close = False
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     @contextmanager
@@ -178,7 +181,7 @@ class TestFailures:
         with pytest.raises(SeamUnavailable) as caught:
             client.get(attempt["action_attempt_id"])
         assert time.monotonic() - started < 2
-        assert "4 times" in str(caught.value)
+        assert "3 times" in str(caught.value)
         with pytest.raises(SeamUnavailable):
             client.list([attempt["action_attempt_id"]])
         fake_seam.outage([])
@@ -200,6 +203,14 @@ class TestFailures:
         with Scripted(script).running() as server, pytest.raises(SeamUnavailable):
             SeamClient(server.url, "k", **FAST).get("a1")
         assert len(server.requests) == 1
+
+    def test_a_hanging_server_is_cut_off_at_the_total_bound(self):
+        with Scripted([ok({})] * 5, delay=3).running() as server:
+            started = time.monotonic()
+            with pytest.raises(SeamUnavailable) as caught:
+                SeamClient(server.url, "k", **{**FAST, "max_total": 0.5}).get("a1")
+            assert time.monotonic() - started < 1.5
+        assert "Timeout" in str(caught.value)
 
     def test_an_unreachable_server_is_unavailable(self):
         server = Scripted([])

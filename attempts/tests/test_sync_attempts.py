@@ -8,8 +8,10 @@ from io import StringIO
 
 import httpx
 import pytest
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
+from attempts.management.commands.sync_attempts import LOCK_KEY
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source, StatusChange, WebhookEvent
 from attempts.webhooks import record_event
@@ -133,6 +135,15 @@ class TestSyncAttempts:
         with pytest.raises(CommandError) as caught:
             sync()
         assert "401" in str(caught.value) and "seam_wrong" not in str(caught.value)
+
+    def test_a_second_run_at_once_does_nothing(self, seam):
+        attempt = seam.lock_door()
+        merge(attempt["action_attempt_id"], Observation("pending"), source=Source.WEBHOOK)
+        cache.add(LOCK_KEY, True, 60)  # as a run still going would hold it
+        assert "outcome=skipped" in sync()
+        assert Attempt.objects.get().status == "pending"
+        cache.delete(LOCK_KEY)
+        assert "attempts_ended=1 " in sync()
 
     def test_it_needs_a_key(self, settings):
         settings.SEAM_API_KEY = ""

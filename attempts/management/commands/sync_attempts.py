@@ -12,6 +12,7 @@ they do, and two runs at once are harmless (the second one waits for nothing: it
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -25,12 +26,12 @@ from attempts.seam import (
     SeamNotConfigured,
     SeamUnauthorized,
     SeamUnavailable,
-    get_client,
 )
 from attempts.webhooks import DOCUMENTED_ACTION_ATTEMPT_EVENTS, InvalidEvent, record_event
 
 LOCK_KEY = "sync_attempts:running"
 LOCK_SECONDS = 15 * 60
+PATIENT = {"max_attempts": 5, "max_backoff": 10.0, "max_total": 45.0}
 
 
 class Command(BaseCommand):
@@ -59,7 +60,9 @@ class Command(BaseCommand):
     def handle(self, *args, overlap_minutes, first_hours, discovery_pages, **options):
         started = time.monotonic()
         try:
-            client = get_client()
+            # Not the web's client: a background job can wait out a longer hiccup of Seam's.
+            options = {**PATIENT, **getattr(settings, "SEAM_CLIENT_OPTIONS", {})}
+            client = SeamClient(settings.SEAM_API_URL, settings.SEAM_API_KEY, **options)
         except SeamNotConfigured as exc:
             raise CommandError(str(exc)) from None
         if not cache.add(LOCK_KEY, True, LOCK_SECONDS):
@@ -83,6 +86,7 @@ class Command(BaseCommand):
                     failures.append(f"{step.__name__}: {exc}")
         finally:
             cache.delete(LOCK_KEY)
+            client.close()
         summary = " ".join(f"{name}={value}" for name, value in counts.items())
         self.stdout.write(f"sync_attempts {summary} duration_s={time.monotonic() - started:.2f}")
         if failures:
@@ -148,7 +152,7 @@ class Command(BaseCommand):
         needing = attempts_needing_fetch().order_by("pk").values_list("pk", "action_attempt_id")
         while batch := list(needing.filter(pk__gt=last_pk)[:PAGE_LIMIT]):
             last_pk = batch[-1][0]
-            merged = fetch_and_merge([action_attempt_id for _, action_attempt_id in batch])
+            merged = fetch_and_merge([id_ for _, id_ in batch], client)
             asked += len(batch)
             answered += len(merged)
             changed += sum(m.status_changed for m in merged)
