@@ -1,0 +1,137 @@
+"""Keeping the attempts in open pages fresh from Seam, at a cost to Seam that does not grow with
+the number of viewers.
+
+A page's poll asks `refresh()` for the attempts in view. Those that Seam may still tell us more
+about (pending, or ended without their error or result) and that nobody fetched within
+SEAM_POLL_SECONDS are fetched in one batched call. All coordination lives in the shared cache, so
+it holds across gunicorn workers and hosts:
+- a freshness mark per attempt (expiring after SEAM_POLL_SECONDS) says it was just fetched;
+- a single-flight lock (cache.add) lets one request call Seam while the others answer from the
+  database at once;
+- after a failure, a back-off mark suppresses calls for a growing interval, and the time of the
+  first failure tells pages since when their data may be stale.
+"""
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from attempts.models import Attempt, Status
+from attempts.refresh import fetch_and_merge
+from attempts.seam import SeamError
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "seam:refresh-lock"
+BACKOFF_KEY = "seam:backoff"
+FAILURES_KEY = "seam:failures"
+STALE_SINCE_KEY = "seam:stale-since"
+ERROR_KEY = "seam:error"
+# Longer than the client's bounded retries, so a slow call never loses its lock midway.
+LOCK_SECONDS = 60
+MAX_BACKOFF_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class SeamState:
+    """What a page says about its data: whether Seam is asked at all, and since when it fails."""
+
+    configured: bool
+    stale_since: datetime | None = None
+    error: str = ""
+    fetched: int = 0
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_since is not None
+
+    @property
+    def label(self) -> str:
+        if not self.configured:
+            return "off"
+        return "stale" if self.stale else "ok"
+
+
+def fresh_key(action_attempt_id: str) -> str:
+    # Ids are Seam's strings: hashed into a short key every cache backend accepts.
+    return "seam:fresh:" + hashlib.blake2b(action_attempt_id.encode(), digest_size=12).hexdigest()
+
+
+def needs_fetch(attempt: Attempt) -> bool:
+    """Seam may still tell us more: it is pending, or it ended without its error or result."""
+    return attempt.status == Status.PENDING or not attempt.payload_fetched
+
+
+def seam_state() -> SeamState:
+    if not settings.SEAM_API_KEY:
+        return SeamState(configured=False)
+    found = cache.get_many([STALE_SINCE_KEY, ERROR_KEY])
+    return SeamState(True, found.get(STALE_SINCE_KEY), found.get(ERROR_KEY, ""))
+
+
+def refresh(attempts: Iterable[Attempt]) -> SeamState:
+    """Fetches, in one call, the attempts among these that need it and are not fresh."""
+    state = seam_state()
+    if not state.configured:
+        return state
+    keys = {fresh_key(a.action_attempt_id): a.action_attempt_id for a in attempts if needs_fetch(a)}
+    if not keys or cache.get(BACKOFF_KEY):
+        return state
+    due = [i for k, i in keys.items() if k not in cache.get_many(list(keys))]
+    if not due or not cache.add(LOCK_KEY, 1, LOCK_SECONDS):
+        return state
+    try:
+        # Another request may have fetched them between our look and our lock.
+        fresh = cache.get_many([fresh_key(i) for i in due])
+        due = [i for i in due if fresh_key(i) not in fresh]
+        if not due:
+            return state
+        return fetch(due, state)
+    finally:
+        cache.delete(LOCK_KEY)
+
+
+def fetch(action_attempt_ids: list[str], state: SeamState | None = None) -> SeamState:
+    """Asks Seam now (one batched call), marks the attempts fresh, and records the outcome."""
+    state = state or seam_state()
+    try:
+        fetch_and_merge(action_attempt_ids)
+    except SeamError as e:
+        return failed(e)
+    cache.set_many({fresh_key(i): 1 for i in action_attempt_ids}, settings.SEAM_POLL_SECONDS)
+    if state.stale or cache.get(FAILURES_KEY):
+        cache.delete_many([FAILURES_KEY, STALE_SINCE_KEY, ERROR_KEY, BACKOFF_KEY])
+        log.info("seam outcome=recovered")
+    return SeamState(True, fetched=len(action_attempt_ids))
+
+
+def failed(error: SeamError) -> SeamState:
+    """Backs off: no call for SEAM_POLL_SECONDS × 2^failures, up to MAX_BACKOFF_SECONDS."""
+    cache.add(FAILURES_KEY, 0, None)
+    try:
+        failures = cache.incr(FAILURES_KEY)
+    except ValueError:
+        failures = 1
+    delay = backoff_seconds(failures)
+    cache.set(BACKOFF_KEY, 1, delay)
+    now = timezone.now()
+    cache.add(STALE_SINCE_KEY, now, None)
+    cache.set(ERROR_KEY, str(error), None)
+    log.warning(
+        "seam outcome=failed failures=%d backoff=%ss reason=%r", failures, delay, str(error)
+    )
+    return SeamState(True, cache.get(STALE_SINCE_KEY) or now, str(error))
+
+
+def backoff_seconds(failures: int) -> int:
+    return min(MAX_BACKOFF_SECONDS, settings.SEAM_POLL_SECONDS * 2 ** min(failures, 20))
+
+
+def backing_off() -> bool:
+    return bool(cache.get(BACKOFF_KEY))
