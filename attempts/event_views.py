@@ -188,7 +188,9 @@ def page_link(request: HttpRequest, **position: str) -> str:
 @vary_on_headers("HX-Request")
 def event_list(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET)
-    template = "events/_results.html" if request.htmx else "events/list.html"
+    # Only the results for htmx's in-place updates; a history restore wants the whole page.
+    partial = request.htmx.target == "results" and not request.htmx.history_restore_request
+    template = "events/_results.html" if partial else "events/list.html"
     if not form.is_valid():
         return render(request, template, {"form": form}, status=400)
     page = page_of(

@@ -118,7 +118,9 @@ class TestEventList:
 
     def test_htmx_gets_the_results_only(self, admin_client):
         record_event(event(1))
-        response = admin_client.get("/events/?q=evt_1", headers={"HX-Request": "true"})
+        response = admin_client.get(
+            "/events/?q=evt_1", headers={"HX-Request": "true", "HX-Target": "results"}
+        )
         assert response.status_code == 200
         assert "HX-Request" in response["Vary"]
         html = response.content.decode()
