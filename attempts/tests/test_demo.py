@@ -7,7 +7,8 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from attempts.management.commands.demo import Demo, Pace
-from attempts.models import Attempt, Status
+from attempts.models import Attempt, Status, WebhookEvent
+from attempts.tests.servers import Gunicorn
 from fakeseam import free_port
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -159,3 +160,33 @@ class TestDemo:
         assert demo.started >= 20 and len(demo.outbox) >= 10
         # One try per step at most while it is down, backing off: no storm of connections.
         assert 1 <= sum(d.tries for d in demo.outbox) <= 30
+
+
+@pytest.mark.django_db(transaction=True)
+class TestDemoWithTheDashboard:
+    def test_its_webhooks_end_the_lock_attempts_it_started(self, fake_seam):
+        clock = Clock()
+        with Gunicorn(env={"SEAM_WEBHOOK_SECRET": SECRET}, workers=1) as server:
+            demo = Demo(
+                fake_seam,
+                f"{server.url}/webhooks/seam/",
+                SECRET,
+                rng=random.Random(5),
+                clock=clock,
+                pace=FAST,
+            )
+            run(demo, clock, starts=8)
+        attempts = {a.action_attempt_id: a for a in Attempt.objects.all()}
+        assert len(attempts) == 8
+        locks = [a for a in attempts.values() if a.action_type in ("LOCK_DOOR", "UNLOCK_DOOR")]
+        others = [a for a in attempts.values() if a not in locks]
+        assert locks and others
+        for attempt in locks:
+            answer = fake_seam.call(
+                "/action_attempts/get", {"action_attempt_id": attempt.action_attempt_id}
+            )["action_attempt"]
+            assert attempt.status == answer["status"] != Status.PENDING
+            assert attempt.events.filter(known_type=True).count() == 1
+        # Seam sends no webhook for the other types: only the API will tell the dashboard.
+        assert {a.status for a in others} == {Status.PENDING}
+        assert WebhookEvent.objects.filter(event_type__startswith="lock.").exists()
