@@ -152,6 +152,7 @@ class Command(BaseCommand):
         needing = attempts_needing_fetch().order_by("pk").values_list("pk", "action_attempt_id")
         while batch := list(needing.filter(pk__gt=last_pk)[:PAGE_LIMIT]):
             last_pk = batch[-1][0]
+            cache.touch(LOCK_KEY, LOCK_SECONDS)  # a long catch-up keeps its turn
             merged = fetch_and_merge([id_ for _, id_ in batch], client)
             asked += len(batch)
             answered += len(merged)
