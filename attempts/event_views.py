@@ -175,12 +175,13 @@ def attempt_id_of(event: WebhookEvent) -> str:
     return value if isinstance(value, str) and 0 < len(value) <= 255 else ""
 
 
-def page_link(request: HttpRequest, **position: str) -> str:
+def link(request: HttpRequest, path: str = "/events/", **position: str) -> str:
+    """The same filters at another position (or none: the newest page, the export)."""
     params = request.GET.copy()
     for name in ("after", "before"):
         params.pop(name, None)
     params.update(position)
-    return f"/events/?{params.urlencode()}"
+    return f"{path}?{params.urlencode()}"
 
 
 @require_GET
@@ -193,9 +194,9 @@ def event_list(request: HttpRequest) -> HttpResponse:
     template = "events/_results.html" if partial else "events/list.html"
     if not form.is_valid():
         return render(request, template, {"form": form}, status=400)
-    page = page_of(
-        filtered_events(form.filters()), form.cleaned_data["after"], form.cleaned_data["before"]
-    )
+    after, before = form.cleaned_data["after"], form.cleaned_data["before"]
+    page = page_of(filtered_events(form.filters()), after, before)
+    paged = bool(after or before)
     rows = [
         {
             "event": e,
@@ -207,11 +208,9 @@ def event_list(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "rows": rows,
-        "newer": page_link(request, before=page.newer.encode()) if page.newer else "",
-        "older": page_link(request, after=page.older.encode()) if page.older else "",
-        "first_page": ""
-        if not (form.cleaned_data["after"] or form.cleaned_data["before"])
-        else (page_link(request)),
-        "export": page_link(request).replace("/events/", "/events/export.csv", 1),
+        "newer": link(request, before=page.newer.encode()) if page.newer else "",
+        "older": link(request, after=page.older.encode()) if page.older else "",
+        "first_page": link(request) if paged else "",
+        "export": link(request, "/events/export.csv"),
     }
     return render(request, template, context)
