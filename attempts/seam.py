@@ -1,4 +1,4 @@
-"""The Seam API client: HTTP only, one pooled connection per process, typed errors.
+"""The Seam API client: HTTP only, one pooled httpx client per process, typed errors.
 
 Every call is a read (POST with a JSON body, as Seam documents), so every call may be retried:
 on connection errors, timeouts, 429 and 5xx, with exponential backoff and jitter, honouring
@@ -135,8 +135,10 @@ class SeamClient:
             if exc.error_type == "action_attempts_not_found":
                 return Page([], None)
             return None
-        except SeamRejected:
-            return None
+        except SeamRejected as exc:
+            if exc.status_code == 400:
+                return None
+            raise
         pagination = data.get("pagination") or {}
         cursor = pagination.get("next_page_cursor") if pagination.get("has_next_page") else None
         return Page(self._field(data, "action_attempts", list), cursor or None)
