@@ -50,10 +50,13 @@ def kv(**fields: object) -> str:
     return " ".join(parts)
 
 
-def _user_id(request: HttpRequest) -> object:
-    # Only a user the request already loaded: logging must not cost a session query.
-    user = getattr(request, "_cached_user", None)
-    return user.pk if user is not None and user.is_authenticated else "-"
+def _user_id(request: HttpRequest, load: bool = False) -> object:
+    # Per request, only a user the view already loaded: the line must not cost a session query.
+    try:
+        user = getattr(request, "user" if load else "_cached_user", None)
+        return user.pk if user is not None and user.is_authenticated else "-"
+    except Exception:  # the error being logged may be the database's
+        return "?"
 
 
 class RequestLogMiddleware:
@@ -83,7 +86,7 @@ class RequestLogMiddleware:
                 event="unhandled_exception",
                 method=request.method,
                 path=request.path,
-                user=_user_id(request),
+                user=_user_id(request, load=True),
                 ip=client_ip(request),
                 error=type(exception).__name__,
             )

@@ -185,17 +185,12 @@ LOGGING = {
     "filters": {"skip_logged_exceptions": {"()": "dashboard.middleware.SkipLoggedExceptions"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "keyvalue"},
-        "requests": {
-            "class": "logging.StreamHandler",
-            "formatter": "keyvalue",
-            "filters": ["skip_logged_exceptions"],
-        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # The request line (dashboard.middleware) logs every status, and a view's exception with
         # its traceback and context: django.request keeps only errors raised elsewhere.
-        "django.request": {"level": "ERROR", "handlers": ["requests"], "propagate": False},
+        "django.request": {"level": "ERROR", "filters": ["skip_logged_exceptions"]},
         # Lockouts are warnings; every successful login at INFO is noise beside the request line.
         "axes": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
