@@ -14,6 +14,7 @@ it holds across gunicorn workers and hosts:
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,18 +84,25 @@ def refresh(attempts: Iterable[Attempt]) -> SeamState:
     keys = {fresh_key(a.action_attempt_id): a.action_attempt_id for a in attempts if needs_fetch(a)}
     if not keys or cache.get(BACKOFF_KEY):
         return state
-    due = [i for k, i in keys.items() if k not in cache.get_many(list(keys))]
+    due = stale_ids(keys)
     if not due or not cache.add(LOCK_KEY, 1, LOCK_SECONDS):
         return state
     try:
         # Another request may have fetched them between our look and our lock.
-        fresh = cache.get_many([fresh_key(i) for i in due])
-        due = [i for i in due if fresh_key(i) not in fresh]
+        due = stale_ids({fresh_key(i): i for i in due})
         if not due:
             return state
         return fetch(due, state)
     finally:
         cache.delete(LOCK_KEY)
+
+
+def stale_ids(keys: dict[str, str]) -> list[str]:
+    """The ids whose mark is missing or older than the interval. The mark holds its own time:
+    some caches (the database one) keep expiry times only to the second."""
+    marks = cache.get_many(list(keys))
+    fresh_after = time.time() - settings.SEAM_POLL_SECONDS
+    return [i for k, i in keys.items() if marks.get(k, 0) <= fresh_after]
 
 
 def fetch(action_attempt_ids: list[str], state: SeamState | None = None) -> SeamState:
@@ -104,7 +112,9 @@ def fetch(action_attempt_ids: list[str], state: SeamState | None = None) -> Seam
         fetch_and_merge(action_attempt_ids)
     except SeamError as e:
         return failed(e)
-    cache.set_many({fresh_key(i): 1 for i in action_attempt_ids}, settings.SEAM_POLL_SECONDS)
+    now = time.time()
+    marks = {fresh_key(i): now for i in action_attempt_ids}
+    cache.set_many(marks, settings.SEAM_POLL_SECONDS + 1)
     if state.stale or cache.get(FAILURES_KEY):
         cache.delete_many([FAILURES_KEY, STALE_SINCE_KEY, ERROR_KEY, BACKOFF_KEY])
         log.info("seam outcome=recovered")
