@@ -1,4 +1,8 @@
-"""gunicorn's settings, read by `gunicorn dashboard.wsgi` from the working directory."""
+"""gunicorn's settings, read by `gunicorn dashboard.wsgi` from the working directory.
+
+Environment: GUNICORN_BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 2),
+GUNICORN_ACCESS_LOG (off by default: the app logs one line per request, with user and timing).
+"""
 
 import os
 
@@ -6,9 +10,14 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Sync workers: the views are short database reads and one bounded call to Seam.
 worker_class = "sync"
+# Seam's webhooks give up after 15 s; nginx's proxy_read_timeout in deploy/nginx.conf is 30 s.
 timeout = 30
 graceful_timeout = 20
-accesslog = "-"
+# Recycled now and then, staggered, so no slow leak outlives a day.
+max_requests = 2000
+max_requests_jitter = 200
+errorlog = "-"
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 access_log_format = (
     'time=%(t)s remote=%(h)s method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_ms=%(M)s'
 )

@@ -60,8 +60,8 @@ class TestHeaders:
         assert "unsafe" not in policy
 
     def test_pages_have_no_inline_script_or_style(self, client, db):
-        client.force_login(User.objects.create_user("operator"))
-        for url in ("/accounts/login/", "/attempts/", "/events/"):
+        client.force_login(User.objects.create_superuser("operator"))
+        for url in ("/accounts/login/", "/attempts/", "/events/", "/admin/attempts/attempt/"):
             page = client.get(url).content.decode()
             assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), url
             assert "<style" not in page and " style=" not in page, url
