@@ -1,0 +1,270 @@
+"""How many verified, stored Seam webhook events per second gunicorn takes, as deployed.
+
+For each database (SQLite, PostgreSQL): a fresh migrated database, gunicorn with the project's
+gunicorn.conf.py (2 sync workers), then `wrk` (bench/webhooks.lua) against /healthz, a view that
+touches nothing, and against /webhooks/seam/ with distinct events signed just before the run.
+Afterwards it counts the rows: every acknowledged event stored, none twice.
+
+    .venv/bin/python bench/webhooks.py [--seconds 10] [--connections 8] [--databases sqlite]
+"""
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+from standardwebhooks import Webhook
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LUA = BASE_DIR / "bench" / "webhooks.lua"
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+BENCH_DB = "bench_webhooks"
+# More pre-signed events than the server could take in the run, so none is sent twice.
+MAX_EVENTS_PER_SECOND = 6000
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def database(kind: str, workdir: Path):
+    """A fresh, empty database of that kind, dropped afterwards; yields its URL."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.sqlite3'}"
+        return
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], log_path: Path):
+    port = free_port()
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "dashboard.wsgi", "--config", "gunicorn.conf.py"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def sign_events(path: Path, count: int, secret: str, run: str) -> None:
+    """Writes `count` distinct deliveries, each of a new attempt, signed now."""
+    webhook = Webhook(secret)
+    now = datetime.now(UTC)
+    timestamp = str(int(now.timestamp()))
+    occurred_at = now.isoformat().replace("+00:00", "Z")
+    kinds = [("lock_door", "succeeded", "success"), ("unlock_door", "failed", "error")]
+    with open(path, "w") as out:
+        for i in range(count):
+            action, outcome, status = kinds[i % 2]
+            body = json.dumps(
+                {
+                    "event_id": f"evt_{run}_{i}",
+                    "event_type": f"action_attempt.{action}.{outcome}",
+                    "action_attempt_id": f"aa_{run}_{i}",
+                    "action_type": action.upper(),
+                    "status": status,
+                    "workspace_id": "ws_bench",
+                    "created_at": occurred_at,
+                    "occurred_at": occurred_at,
+                }
+            )
+            msg_id = f"msg_{run}_{i}"
+            signature = webhook.sign(msg_id, now, body)
+            out.write(f"{msg_id}\t{timestamp}\t{signature}\t{body}\n")
+
+
+def run_wrk(url: str, args: argparse.Namespace, *lua_args: str, env: dict | None = None) -> dict:
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        *lua_args,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    output = done.stdout
+    if done.returncode or "RESULT " not in output:
+        raise RuntimeError(f"wrk failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
+    [line] = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    result = json.loads(line.removeprefix("RESULT "))
+    result["per_second"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def stored(url: str) -> dict:
+    queries = {
+        "events": "SELECT count(*) FROM attempts_webhookevent",
+        "distinct_events": "SELECT count(DISTINCT event_id) FROM attempts_webhookevent",
+        "attempts": "SELECT count(*) FROM attempts_attempt",
+        "changes": "SELECT count(*) FROM attempts_statuschange",
+        "unlinked": "SELECT count(*) FROM attempts_webhookevent WHERE attempt_id IS NULL",
+    }
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    else:
+        conn = psycopg.connect(url)
+    try:
+        counts = {name: conn.execute(sql).fetchone()[0] for name, sql in queries.items()}
+        ids = {row[0] for row in conn.execute("SELECT event_id FROM attempts_webhookevent")}
+    finally:
+        conn.close()
+    return {**counts, "ids": ids}
+
+
+def bench(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    with database(kind, workdir) as url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SECRET_KEY": secrets.token_urlsafe(40),
+            "DEBUG": "false",
+            "SEAM_WEBHOOK_SECRET": secret,
+            "SEAM_API_KEY": "",
+            "WEB_CONCURRENCY": "2",
+        }
+        env.pop("CACHE_URL", None)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=BASE_DIR,
+            env=env,
+            check=True,
+        )
+        with gunicorn(env, workdir / f"gunicorn-{kind}.log") as server:
+            run_wrk(server, argparse.Namespace(**{**vars(args), "seconds": 2}), "healthz")
+            healthz = run_wrk(server, args, "healthz")
+            events_path = workdir / f"events-{kind}.tsv"
+            sign_events(events_path, MAX_EVENTS_PER_SECOND * args.seconds, secret, kind)
+            acked_path = workdir / f"acked-{kind}.txt"
+            hooks = run_wrk(
+                server,
+                args,
+                "webhooks",
+                str(events_path),
+                str(args.threads),
+                env={"BENCH_ACKED": str(acked_path)},
+            )
+        counts = stored(url)
+    acked = acked_path.read_text().split()
+    lost = set(acked) - counts["ids"]
+    return {
+        "database": kind,
+        "healthz_per_second": healthz["per_second"],
+        "events_per_second": hooks["per_second"],
+        "p50_ms": hooks["p50_us"] / 1000,
+        "p99_ms": hooks["p99_us"] / 1000,
+        "healthz_p99_ms": healthz["p99_us"] / 1000,
+        "ratio": hooks["per_second"] / healthz["per_second"],
+        "acknowledged": len(acked),
+        "stored": counts["events"],
+        "lost": len(lost),
+        "doubled": counts["events"] - counts["distinct_events"] + (len(acked) - len(set(acked))),
+        "attempts": counts["attempts"],
+        "history_rows": counts["changes"],
+        "unlinked": counts["unlinked"],
+        "rejected": hooks["rejected"] + hooks["non_2xx_3xx"],
+        "answered_duplicate": hooks["duplicates"],
+        "socket_errors": hooks["socket_errors"] + healthz["socket_errors"],
+        "overflow": hooks["overflow"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    ok = True
+    tmp = tempfile.mkdtemp(prefix="bench-webhooks-")
+    try:
+        for kind in args.databases:
+            r = bench(kind, args, Path(tmp))
+            print(
+                f"webhooks {r['database']}: {r['events_per_second']:.0f} events/s "
+                f"(p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms); "
+                f"/healthz {r['healthz_per_second']:.0f} req/s (p99 {r['healthz_p99_ms']:.1f} ms); "
+                f"ratio {r['ratio']:.2f}"
+            )
+            print(
+                f"  acknowledged {r['acknowledged']}, stored {r['stored']}, lost {r['lost']}, "
+                f"doubled {r['doubled']}, attempts {r['attempts']}, history rows "
+                f"{r['history_rows']}, events without attempt {r['unlinked']}, rejected "
+                f"{r['rejected']}, socket errors {r['socket_errors']}, unsent overflow "
+                f"{r['overflow']}"
+            )
+            consistent = (
+                r["lost"] == r["doubled"] == r["unlinked"] == r["rejected"] == 0
+                and r["stored"] == r["attempts"] == r["history_rows"]
+                and r["answered_duplicate"] == r["overflow"] == 0
+            )
+            ok = ok and consistent
+            if not consistent:
+                print("  INCONSISTENT: see the counts above", file=sys.stderr)
+            if r["database"] == "sqlite" and (r["events_per_second"] < 1000 or r["p99_ms"] >= 50):
+                print("  below target: 1,000 events/s with p99 < 50 ms on SQLite", file=sys.stderr)
+    finally:
+        if args.keep:
+            print(f"logs and databases kept in {tmp}")
+        else:
+            shutil.rmtree(tmp)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
