@@ -7,11 +7,13 @@ so that a spreadsheet app shows it as text instead of running it as a formula.
 """
 
 import csv
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet, TextField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -47,15 +49,15 @@ EVENT_COLUMNS = [
 
 
 def cell(value: Any) -> str:
+    if type(value) is str:
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    return cell(str(value))
 
 
 class Echo:
@@ -65,11 +67,16 @@ class Echo:
         return value
 
 
-def stream(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
+def stream(header: list[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
+    """CSV text in chunks of CHUNK_SIZE rows: one write to the client per chunk, not per row."""
     writer = csv.writer(Echo())
-    yield writer.writerow(header)
+    lines = [writer.writerow(header)]
     for row in rows:
-        yield writer.writerow([cell(v) for v in row])
+        lines.append(writer.writerow([cell(v) for v in row]))
+        if len(lines) >= CHUNK_SIZE:
+            yield "".join(lines)
+            lines = []
+    yield "".join(lines)
 
 
 def csv_response(name: str, lines: Iterator[str]) -> StreamingHttpResponse:
@@ -90,41 +97,44 @@ def bad_filters(form: Any) -> HttpResponse:
     )
 
 
-def attempt_rows(qs) -> Iterator[list[Any]]:
-    fields = ("action_attempt_id", "action_type", "status", "first_seen_at", "ended_at")
-    values = qs.values_list(*fields, "error", "result", "workspace_id")
-    for aid, atype, status, first_seen, ended, error, result, workspace in values.iterator(
-        chunk_size=CHUNK_SIZE
-    ):
-        seconds = round((ended - first_seen).total_seconds(), 3) if ended else None
-        error = error if isinstance(error, dict) else {}
-        yield [
-            aid,
-            atype,
-            status,
-            first_seen,
-            ended,
-            "" if seconds is None else f"{seconds:.3f}",
-            error.get("type"),
-            error.get("message"),
-            result,
-            workspace,
-        ]
+def as_text(name: str) -> Cast:
+    # The JSON as the database holds it: no decoding and re-encoding in Python for each row.
+    return Cast(name, TextField())
 
 
-def event_rows(qs) -> Iterator[list[Any]]:
-    fields = ("event_id", "event_type", "attempt__action_attempt_id", "known_type")
-    values = qs.values_list(*fields, "occurred_at", "received_at", "svix_id", "payload")
-    for event_id, etype, aid, known, occurred, received, svix_id, payload in values.iterator(
-        chunk_size=CHUNK_SIZE
-    ):
-        if (
-            not aid
-            and isinstance(payload, dict)
-            and isinstance(payload.get("action_attempt_id"), str)
-        ):
-            aid = payload["action_attempt_id"]
-        yield [event_id, etype, aid, known, occurred, received, svix_id, payload]
+def attempt_rows(qs: QuerySet) -> Iterator[tuple[Any, ...]]:
+    values = qs.values_list(
+        "action_attempt_id",
+        "action_type",
+        "status",
+        "first_seen_at",
+        "ended_at",
+        KT("error__type"),
+        KT("error__message"),
+        as_text("result"),
+        "workspace_id",
+    )
+    for row in values.iterator(chunk_size=CHUNK_SIZE):
+        first_seen, ended = row[3], row[4]
+        seconds = f"{(ended - first_seen).total_seconds():.3f}" if ended else ""
+        yield (*row[:5], seconds, *row[5:])
+
+
+def event_rows(qs: QuerySet) -> Iterator[tuple[Any, ...]]:
+    values = qs.values_list(
+        "event_id",
+        "event_type",
+        "attempt__action_attempt_id",
+        KT("payload__action_attempt_id"),
+        "known_type",
+        "occurred_at",
+        "received_at",
+        "svix_id",
+        as_text("payload"),
+    )
+    for event_id, event_type, linked, named, *rest in values.iterator(chunk_size=CHUNK_SIZE):
+        # The attempt it was merged into, else the one its payload names (lock.locked does).
+        yield (event_id, event_type, linked or named, *rest)
 
 
 @require_GET

@@ -1,5 +1,6 @@
 import csv
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -81,6 +82,25 @@ class TestAttemptsExport:
         assert first["action_attempt_id"] == "'=cmd|' /C calc'!A0"
         assert first["action_type"] == "'+SUM(A1)"
         assert first["error_type"] == "'@evil" and first["error_message"] == "'-2+3"
+
+    def test_it_writes_payloads_and_durations(self, admin_client):
+        now = timezone.now()
+        Attempt.objects.create(
+            action_attempt_id="aa_ok",
+            action_type="LOCK_DOOR",
+            status=Status.SUCCESS,
+            first_seen_at=now - timedelta(seconds=2.5),
+            ended_at=now,
+            result={"was_confirmed_by_device": False},
+        )
+        # Untrusted payloads of any shape: an error that is not an object exports, blank.
+        Attempt.objects.create(action_attempt_id="aa_odd", status=Status.ERROR, error=["x"])
+        rows = read_csv(admin_client.get("/attempts/export.csv"))
+        by_id = {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+        assert by_id["aa_ok"]["seconds_to_resolution"] == "2.500"
+        assert json.loads(by_id["aa_ok"]["result"]) == {"was_confirmed_by_device": False}
+        assert by_id["aa_ok"]["first_seen_at"].startswith(str(now.year))
+        assert by_id["aa_odd"]["error_type"] == "" and by_id["aa_odd"]["result"] == ""
 
     def test_it_rejects_invalid_filters(self, admin_client):
         response = admin_client.get("/attempts/export.csv?status=lost")

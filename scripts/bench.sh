@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make bench`: the benchmarks under bench/. Each prints its figures and the ratios against a
+# baseline measured in the same run. Not part of `make test`.
+set -euo pipefail
+source "$(dirname "$0")/setup.sh" requirements-dev.txt
+
+echo "== the attempts list at a million attempts (SQLite), next to Django's admin"
+.venv/bin/python bench/dashboard.py
+
+echo "== sync_attempts: batched refresh against one Seam call per attempt (Seam's fake server)"
+.venv/bin/python bench/sync.py
+
+echo "== the Seam webhook receiver under a burst (wrk), next to /healthz, on SQLite and PostgreSQL"
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+.venv/bin/python bench/webhooks.py
+
+echo "== webhooks: verified, stored events per second through gunicorn (SQLite, PostgreSQL)"
+.venv/bin/python bench/webhooks.py
