@@ -64,6 +64,18 @@ def test_an_operator_watches_attempts_end_live(fake_seam):
         expect(succeed_row.locator(".badge")).to_have_text("pending")
         page.screenshot(path=ARTIFACTS / "list-pending.png")
 
+        # A hidden tab does not poll; it resumes once visible again.
+        page.evaluate(
+            "Object.defineProperty(document, 'visibilityState',"
+            " {value: 'hidden', configurable: true})"
+        )
+        page.wait_for_timeout(1_200)  # a poll already on its way may still land
+        hidden_from = len(polls)
+        page.wait_for_timeout(2_500)
+        assert len(polls) == hidden_from
+        with page.expect_request("**/attempts/poll/**", timeout=5_000):
+            page.evaluate("delete document.visibilityState")
+
         # Seam ends both attempts; the page must show it without a reload.
         page.evaluate("window.notReloaded = true")
         watch_from = time.monotonic()
