@@ -53,11 +53,14 @@ def attempt_list(request: HttpRequest) -> HttpResponse:
         page = page_of(
             filtered_attempts(filters), form.cleaned_data["after"], form.cleaned_data["before"]
         )
+        seam = live.seam_state()
         context |= {
             "page": page,
             "stats": attempt_stats(filters, form.threshold_minutes()),
-            "seam": live.seam_state(),
+            "seam": seam,
             "any_pending": any(a.status == Status.PENDING for a in page.attempts),
+            # Ended by a webhook, so without error or result: one poll fetches them.
+            "any_unfetched": seam.configured and any(not a.payload_fetched for a in page.attempts),
         }
     else:
         status = 400

@@ -143,3 +143,23 @@ class TestListPolling:
 
         assert "/attempts/poll/" not in ended
         assert "/attempts/poll/" in pending
+
+    def test_a_page_fetches_payloads_missing_from_ended_rows_once(
+        self, operator, seam_settings, fake_seam
+    ):
+        action_attempt_id = fake_seam.lock_door()["action_attempt_id"]
+        fake_seam.set_attempt(action_attempt_id, "error", error=ERROR)
+        a = recorded(action_attempt_id, "error")
+
+        body = operator.get("/attempts/").content.decode()
+        response = poll(operator, a, seam="ok")
+
+        assert 'hx-get="/attempts/poll/" hx-trigger="load"' in body
+        assert "data-poll" not in body
+        assert response.status_code == 286
+        assert "The lock is offline" in response.content.decode()
+
+    def test_without_seam_a_page_does_not_ask_for_missing_payloads(self, operator):
+        recorded("aa1", "error")
+
+        assert "/attempts/poll/" not in operator.get("/attempts/").content.decode()
