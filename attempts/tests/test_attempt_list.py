@@ -165,6 +165,11 @@ class TestAttemptList:
         assert "<html" not in body and 'id="filters"' not in body
         assert "HX-Request" in response["Vary"]
 
+    def test_it_links_the_csv_export_of_the_same_filters(self, operator):
+        body = operator.get("/attempts/?status=error&q=aa&after=1_1").content.decode()
+
+        assert 'href="/attempts/export.csv?status=error&amp;q=aa" download' in body
+
     def test_it_shows_counts_error_rate_and_stuck_attempts(self, operator):
         add("s1", "success")
         add("e1", "error", "UNLOCK_DOOR")
