@@ -30,6 +30,7 @@ from standardwebhooks import Webhook
 from attempts.management.commands.load_attempts import realistic_error, realistic_result
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
+from attempts.queries import DEFAULT_STUCK_MINUTES
 from fakeseam import LOCKS, WORKSPACE_ID, FakeSeam
 
 log = logging.getLogger("attempts.demo")
@@ -53,10 +54,10 @@ class Pace:
 
     between_starts: tuple[float, float] = (3, 8)
     pending: tuple[float, float] = (4, 25)
-    # A few stay pending for minutes, so stuck attempts show too.
-    stuck_share: float = 0.07
-    stuck: tuple[float, float] = (150, 400)
-    error_share: float = 0.2
+    # A few stay pending past the list's stuck threshold, so stuck attempts show too.
+    stuck_share: float = 0.05
+    stuck: tuple[float, float] = (DEFAULT_STUCK_MINUTES * 60 + 60, DEFAULT_STUCK_MINUTES * 120)
+    error_share: float = 0.25
     # The first few start a second apart, so a fresh page fills within a minute.
     burst: int = 5
     retry_cap: float = 60
@@ -223,7 +224,7 @@ class Demo:
                 outcome, delivered, answered = type(e).__name__, False, False
             if delivered:
                 self.outbox.remove(delivery)
-                log.info("demo delivered event_type=%s status=%s", delivery.event_type, outcome)
+                log.debug("demo delivered event_type=%s status=%s", delivery.event_type, outcome)
                 continue
             delivery.tries += 1
             if delivery.tries >= MAX_TRIES:
