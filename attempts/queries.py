@@ -8,9 +8,11 @@ operator pastes from a ticket, and unlike a substring it can use the id's unique
 """
 
 import hashlib
+import heapq
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice, product
 from typing import Any
 
 from django import forms
@@ -201,32 +203,66 @@ class Page:
     older: Cursor | None
 
 
-def page_of(
-    qs: QuerySet[Attempt],
+# Beyond this many (type, status) combinations a page is one query with a sort instead.
+MAX_MERGED = 24
+
+
+def list_page(
+    filters: dict[str, Any],
     after: Cursor | None = None,
     before: Cursor | None = None,
     size: int = PAGE_SIZE,
 ) -> Page:
-    """One page of `qs` (ordered newest first) after or before a cursor: an index range, so page
-    1,000 costs what page 1 does. One row more than the page tells whether another page exists."""
+    """One page of the filtered list. Several types or statuses would make the database sort
+    every matching row; instead each (type, status) pair reads its own index range in order,
+    at most one page of it, and the pages are merged."""
+    types = filters.get("action_type") or [None]
+    statuses = filters.get("status") or (Status.values if filters.get("action_type") else [None])
+    pairs = list(product(types, statuses))
+    if len(pairs) == 1 or len(pairs) > MAX_MERGED or filters.get("q"):
+        return page_of([filtered_attempts(filters)], after, before, size)
+    querysets = [
+        filtered_attempts(
+            {**filters, "action_type": [t] if t else None, "status": [s] if s else None}
+        )
+        for t, s in pairs
+    ]
+    return page_of(querysets, after, before, size)
+
+
+def window(qs: QuerySet[Attempt], after: Cursor | None, before: Cursor | None, limit: int):
+    """Up to `limit` rows of `qs` (ordered newest first) next to a cursor, nearest first: an
+    index range, so page 1,000 costs what page 1 does."""
     qs = qs.defer("result")
     if before:
         ts, pk = before.first_seen_at, before.pk
-        rows = list(
-            qs.filter(first_seen_at__gte=ts)
-            .filter(Q(first_seen_at__gt=ts) | Q(id__gt=pk))
-            .order_by("first_seen_at", "id")[: size + 1]
-        )
-        more = len(rows) > size
-        rows = rows[:size][::-1]
-        newer = Cursor.of(rows[0]) if more else None
-        return Page(rows, newer, Cursor.of(rows[-1]) if rows else None)
-    if after:
+        qs = qs.filter(first_seen_at__gte=ts).filter(Q(first_seen_at__gt=ts) | Q(id__gt=pk))
+        qs = qs.order_by("first_seen_at", "id")
+    elif after:
         ts, pk = after.first_seen_at, after.pk
         qs = qs.filter(first_seen_at__lte=ts).filter(Q(first_seen_at__lt=ts) | Q(id__lt=pk))
-    rows = list(qs[: size + 1])
-    older = Cursor.of(rows[size - 1]) if len(rows) > size else None
+    return list(qs[:limit])
+
+
+def page_of(
+    querysets: list[QuerySet[Attempt]],
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """A page of the union of `querysets` (disjoint, each newest first). One row more than the
+    page tells whether another page exists."""
+    windows = [window(qs, after, before, size + 1) for qs in querysets]
+    merged = heapq.merge(*windows, key=lambda a: (a.first_seen_at, a.pk), reverse=not before)
+    rows = list(islice(merged, size + 1))
+    more = len(rows) > size
     rows = rows[:size]
+    if before:
+        rows.reverse()
+        return Page(
+            rows, Cursor.of(rows[0]) if more else None, Cursor.of(rows[-1]) if rows else None
+        )
+    older = Cursor.of(rows[-1]) if more else None
     return Page(rows, Cursor.of(rows[0]) if after and rows else None, older)
 
 

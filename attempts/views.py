@@ -20,8 +20,7 @@ from attempts.queries import (
     PAGE_SIZE,
     AttemptFilterForm,
     attempt_stats,
-    filtered_attempts,
-    page_of,
+    list_page,
 )
 from attempts.refresh import merge_api_attempt
 from attempts.seam import SeamError, SeamNotFound, get_client
@@ -50,9 +49,7 @@ def attempt_list(request: HttpRequest) -> HttpResponse:
     status = 200
     if form.is_valid():
         filters = form.filters()
-        page = page_of(
-            filtered_attempts(filters), form.cleaned_data["after"], form.cleaned_data["before"]
-        )
+        page = list_page(filters, form.cleaned_data["after"], form.cleaned_data["before"])
         seam = live.seam_state()
         context |= {
             "page": page,

@@ -136,6 +136,31 @@ class TestAttemptList:
 
         assert len(set(shown(first)) | set(shown(second))) == PAGE_SIZE + 3
 
+    def test_pages_of_several_types_and_statuses_merge_in_order(self, operator):
+        types, statuses = ["LOCK_DOOR", "UNLOCK_DOOR", "SET_HEAT"], ["pending", "success", "error"]
+        for i in range(150):
+            add(f"aa{i:03}", statuses[i % 3], types[i % 7 % 3], minutes_ago=i // 2)
+        query = "action_type=LOCK_DOOR&action_type=UNLOCK_DOOR&status=error&status=pending"
+        expected = [
+            a.action_attempt_id
+            for a in Attempt.objects.filter(
+                action_type__in=["LOCK_DOOR", "UNLOCK_DOOR"], status__in=["error", "pending"]
+            ).order_by("-first_seen_at", "-id")
+        ]
+        pages, after = [], ""
+        while True:
+            response = operator.get(f"/attempts/?{query}{after}")
+            pages.append(shown(response))
+            if not response.context["page"].older:
+                break
+            after = f"&after={response.context['page'].older.encode()}"
+        newer = response.context["page"].newer.encode()
+        back = operator.get(f"/attempts/?{query}&before={newer}")
+
+        assert len(expected) > PAGE_SIZE
+        assert sum(pages, []) == expected
+        assert shown(back) == pages[-2]
+
     def test_a_view_uses_neither_offset_nor_a_count_once_counts_are_cached(self, operator):
         for i in range(PAGE_SIZE + 1):
             add(f"aa{i:03}", minutes_ago=i)
