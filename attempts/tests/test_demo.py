@@ -9,7 +9,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from attempts.management.commands.demo import Demo, Pace
 from attempts.models import Attempt, Status, WebhookEvent
 from attempts.tests.servers import Gunicorn
-from fakeseam import free_port
+from fakeseam import FakeSeam, free_port
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -190,3 +190,31 @@ class TestDemoWithTheDashboard:
         # Seam sends no webhook for the other types: only the API will tell the dashboard.
         assert {a.status for a in others} == {Status.PENDING}
         assert WebhookEvent.objects.filter(event_type__startswith="lock.").exists()
+
+
+@pytest.mark.django_db
+class TestDemoRestarted:
+    def test_it_never_reuses_an_id_an_earlier_run_recorded(self):
+        Attempt.objects.create(action_attempt_id="action_attempt1", action_type="LOCK_DOOR")
+        Attempt.objects.create(
+            action_attempt_id="action_attempt2", status=Status.SUCCESS, payload_fetched=True
+        )
+        Attempt.objects.create(
+            action_attempt_id="action_attempt4", action_type="UNLOCK_DOOR", status=Status.ERROR
+        )
+        # A fresh fake numbers from 1 again, as after `make run` is restarted.
+        with FakeSeam() as seam:
+            demo = Demo(seam, "http://127.0.0.1:9/", SECRET, rng=random.Random(4), pace=FAST)
+            assert demo.skip_recorded_ids() == 4
+            demo.start_attempt()
+
+            def get(n: int) -> dict:
+                body = {"action_attempt_id": f"action_attempt{n}"}
+                return seam.call("/action_attempts/get", body)["action_attempt"]
+
+            # Left pending by the earlier run: it expired. Ended without its payload: it has one.
+            assert get(1)["status"] == "error"
+            assert get(1)["error"]["type"] == "action_attempt_expired"
+            assert get(4)["status"] == "error" and get(4)["error"]["message"]
+        assert Attempt.objects.get(action_attempt_id="action_attempt5").status == Status.PENDING
+        assert Attempt.objects.count() == 4

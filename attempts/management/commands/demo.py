@@ -45,6 +45,10 @@ THERMOSTAT_ACTIONS = [
 # Seam sends action_attempt.* webhooks for these types only; the others end silently.
 WEBHOOK_TYPES = {"LOCK_DOOR", "UNLOCK_DOOR"}
 DEVICE_DOWN_ERRORS = {"device_offline", "hub_disconnected"}
+EXPIRED = {
+    "type": "action_attempt_expired",
+    "message": "The device did not respond before the action attempt expired.",
+}
 MAX_TRIES = 20
 
 
@@ -136,6 +140,36 @@ class Demo:
         )
         if self.record:
             self.record_pending(attempt)
+
+    def skip_recorded_ids(self) -> int:
+        """The fake numbers its attempts from 1 each time it starts: use up the numbers an earlier
+        run recorded, so no new attempt reuses an id the dashboard holds. Those left pending
+        then expire, as they would have; returns how many numbers were skipped."""
+        recorded = {}
+        rows = Attempt.objects.filter(action_attempt_id__startswith="action_attempt")
+        for aid, status, fetched, action_type in rows.values_list(
+            "action_attempt_id", "status", "payload_fetched", "action_type"
+        ):
+            if aid.removeprefix("action_attempt").isdigit():
+                recorded[int(aid.removeprefix("action_attempt"))] = (status, fetched, action_type)
+        top, skipped = max(recorded, default=0), 0
+        while recorded:
+            aid = self.seam.lock_door()["action_attempt_id"]
+            n = int(aid.removeprefix("action_attempt"))
+            skipped += 1
+            status, fetched, action_type = recorded.get(n, ("", True, ""))
+            if status == "pending":
+                self.seam.set_attempt(aid, "error", error=EXPIRED)
+            elif not fetched:
+                payload = (
+                    {"error": realistic_error(self.rng, action_type)}
+                    if status == "error"
+                    else {"result": realistic_result(self.rng, action_type)}
+                )
+                self.seam.set_attempt(aid, status, **payload)
+            if n >= top:
+                break
+        return skipped
 
     def pick_action(self) -> tuple[str, dict[str, Any]]:
         if self.rng.random() < 0.7:
@@ -274,6 +308,11 @@ class Command(BaseCommand):
             log.info("demo fake_seam=%s webhooks_to=%s", seam.url, webhook_url)
             self.wait_for_database(stop)
             demo = Demo(seam, webhook_url, secret)
+            try:
+                skipped = demo.skip_recorded_ids()
+                log.info("demo skipped %d attempt ids recorded by an earlier run", skipped)
+            except (httpx.HTTPError, DatabaseError) as e:
+                log.warning("demo could not skip the ids recorded earlier: %s", e)
             while not stop.is_set():
                 try:
                     demo.step()
