@@ -281,14 +281,17 @@ def attempt_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]
     """
     key = stats_key(filters, stuck_minutes)
     stats = cache.get(key)
-    fresh_after = timezone.now() - timedelta(seconds=STATS_SECONDS)
-    if stats and (stats["computed_at"] > fresh_after or not cache.add(key + ":lock", 1, 30)):
+    if stats and stats["computed_at"] > timezone.now() - timedelta(seconds=STATS_SECONDS):
         return stats
+    locked = cache.add(key + ":lock", 1, 30)
+    if stats and not locked:
+        return stats  # another process is recomputing it
     try:
         stats = compute_stats(filters, stuck_minutes)
         cache.set(key, stats, STATS_SECONDS * 20)
     finally:
-        cache.delete(key + ":lock")
+        if locked:
+            cache.delete(key + ":lock")
     return stats
 
 

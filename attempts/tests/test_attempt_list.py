@@ -2,13 +2,14 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from attempts.models import Attempt
-from attempts.queries import PAGE_SIZE, Cursor, filtered_attempts
+from attempts.queries import PAGE_SIZE, Cursor, filtered_attempts, stats_key
 
 NOW = timezone.now()
 
@@ -223,6 +224,19 @@ class TestAttemptList:
 
         assert operator.get("/attempts/").context["stats"]["total"] == 1
         assert operator.get("/attempts/?status=error").context["stats"]["total"] == 2
+
+    def test_while_one_process_recomputes_stale_counts_the_others_serve_them(self, operator):
+        add("a", "error")
+        form = operator.get("/attempts/").context["form"]
+        key = stats_key(form.filters(), form.threshold_minutes())
+        stats = cache.get(key)
+        cache.set(key, {**stats, "computed_at": stats["computed_at"] - timedelta(hours=1)})
+        add("b", "error")
+        assert cache.add(f"{key}:lock", 1, 30)  # another process is recomputing
+
+        assert operator.get("/attempts/").context["stats"]["total"] == 1
+        cache.delete(f"{key}:lock")
+        assert operator.get("/attempts/").context["stats"]["total"] == 2
 
 
 @pytest.mark.django_db
