@@ -1,17 +1,20 @@
 import json
+from collections.abc import Callable
 from datetime import timedelta
+from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required as django_login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from attempts import live
 from attempts.models import Attempt, OperatorAction, Status
@@ -25,6 +28,23 @@ from attempts.queries import (
 from attempts.refresh import merge_api_attempt
 from attempts.seam import SeamError, SeamNotFound, get_client
 from attempts.templatetags.attempt_tags import version
+
+
+def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's, but an htmx request (a poll from a page whose session expired) sends the whole
+    page to the login, rather than swapping the login form into it."""
+    guarded = django_login_required(view)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.htmx and not request.user.is_authenticated:
+            next_url = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(
+                f"{settings.LOGIN_URL}?{urlencode({'next': next_url})}"
+            )
+        return guarded(request, *args, **kwargs)
+
+    return wrapper
 
 
 def is_partial(request: HttpRequest, target: str) -> bool:

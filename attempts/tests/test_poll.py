@@ -29,6 +29,15 @@ class TestPoll:
     def test_it_needs_a_login(self, client):
         assert client.get("/attempts/poll/").status_code == 302
 
+    def test_a_page_whose_session_expired_goes_to_the_login(self, client):
+        response = client.get(
+            "/attempts/poll/",
+            HTTP_HX_REQUEST="true",
+            HTTP_HX_CURRENT_URL="http://testserver/attempts/?status=pending",
+        )
+
+        assert response["HX-Redirect"] == "/accounts/login/?next=%2Fattempts%2F%3Fstatus%3Dpending"
+
     def test_it_answers_empty_while_nothing_changed(self, operator):
         a, b = recorded("aa1"), recorded("aa2")
 
