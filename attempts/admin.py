@@ -21,6 +21,7 @@ from attempts.models import (
     DOCUMENTED_ACTION_TYPES,
     Attempt,
     OperatorAction,
+    Status,
     StatusChange,
     WebhookEvent,
 )
@@ -29,13 +30,21 @@ COUNTED_ROWS = 10_000
 FILTER_CHOICES_SECONDS = 300
 
 
+class AtLeast(int):
+    """A count that stopped counting: shown as "10000+"."""
+
+    def __str__(self) -> str:
+        return f"{int(self)}+"
+
+
 class CappedCountPaginator(Paginator):
     """Counts at most COUNTED_ROWS rows, so a list page costs the same at a million rows: past
     that many, narrow the list with the filters or the search."""
 
     @cached_property
     def count(self) -> int:
-        return self.object_list.order_by()[:COUNTED_ROWS].count()
+        count = self.object_list.order_by()[:COUNTED_ROWS].count()
+        return AtLeast(count) if count == COUNTED_ROWS else count
 
 
 class LeanChangeList(ChangeList):
@@ -77,6 +86,19 @@ class ActionTypeFilter(CachedValuesFilter):
 class EventTypeFilter(CachedValuesFilter):
     title = "event type"
     parameter_name = field = "event_type"
+
+
+class ToStatusFilter(admin.SimpleListFilter):
+    """The statuses there are (the field has no choices, and a DISTINCT would scan the table)."""
+
+    title = "to status"
+    parameter_name = "to_status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return Status.choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(to_status=self.value()) if self.value() else queryset
 
 
 def pretty_json(value: Any) -> str:
@@ -209,7 +231,7 @@ class StatusChangeAdmin(ReadOnlyAdmin):
         "attempt__action_attempt_id",
     )
     list_select_related = ["attempt"]
-    list_filter = ["to_status", "source", "conflict", "at"]
+    list_filter = [ToStatusFilter, "source", "conflict", "at"]
     # The primary key follows time and is indexed; "at" alone has no index for a million rows.
     ordering = ["-id"]
     exact_search_field = "attempt__action_attempt_id"

@@ -7,6 +7,9 @@ source "$(dirname "$0")/setup.sh" requirements-dev.txt
 echo "== the attempts list at a million attempts (SQLite), next to Django's admin"
 .venv/bin/python bench/dashboard.py
 
+echo "== the audit admin's list pages at a million rows (SQLite), next to a stock ModelAdmin"
+.venv/bin/python bench/admin.py
+
 echo "== sync_attempts: batched refresh against one Seam call per attempt (Seam's fake server)"
 .venv/bin/python bench/sync.py
 

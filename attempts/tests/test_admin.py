@@ -103,6 +103,7 @@ class TestLists:
         monkeypatch.setattr(admin.site.get_model_admin(Attempt), "list_per_page", 1)
         response = client.get("/admin/attempts/attempt/")
         assert response.context["cl"].result_count == 2
+        assert b"2+ attempts" in response.content
         assert client.get("/admin/attempts/attempt/", {"p": "2"}).status_code == 200
         assert client.get("/admin/attempts/attempt/", {"p": "3"}).status_code == 302
 
