@@ -5,9 +5,12 @@ thermostat actions on the fake, holds each pending for a while, ends it in succe
 result) or error (with a realistic error), and delivers signed webhooks to the dashboard for the
 event types Seam sends. Seam sends no webhook for an attempt while it is pending, so the driver
 tells the dashboard about each attempt it starts as an API observation (as if the integrating
-app had the dashboard track it): the live page then shows it pending and watches it end.
+app had the dashboard track it): the live page then shows it pending and watches it end. Every
+minute it runs `sync_attempts`, as cron would in production, which ends the attempts of the
+types Seam sends no webhook for even while no page is open.
 """
 
+import io
 import json
 import logging
 import random
@@ -23,6 +26,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections
 from standardwebhooks import Webhook
@@ -293,8 +297,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--fake-port", type=int, default=8081)
         parser.add_argument("--dashboard-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--sync-every",
+            type=float,
+            default=60,
+            help="run sync_attempts this often, as cron would in production (0: never)",
+        )
 
-    def handle(self, *args, fake_port: int, dashboard_url: str, **options):
+    def handle(self, *args, fake_port: int, dashboard_url: str, sync_every: float, **options):
         secret = settings.SEAM_WEBHOOK_SECRET
         if not secret:
             raise CommandError("SEAM_WEBHOOK_SECRET is not set: the demo signs webhooks with it.")
@@ -313,9 +323,15 @@ class Command(BaseCommand):
                 log.info("demo skipped %d attempt ids recorded by an earlier run", skipped)
             except (httpx.HTTPError, DatabaseError) as e:
                 log.warning("demo could not skip the ids recorded earlier: %s", e)
+            next_sync = time.monotonic() + sync_every
             while not stop.is_set():
                 try:
                     demo.step()
+                    if sync_every and time.monotonic() >= next_sync:
+                        next_sync = time.monotonic() + sync_every
+                        # The other action types end without a webhook: this catches them
+                        # even when no page is open.
+                        call_command("sync_attempts", stdout=io.StringIO())
                 except Exception:
                     # A demo keeps going: log what broke and try again on the next step.
                     log.exception("demo step failed")
