@@ -104,9 +104,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests share the database between the test process, gunicorn and threads: a file, not memory.
     _name = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {"NAME": str(_name.with_name(f"test-{_name.name}"))}
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Each worker keeps its connection: opening one (SQLite's pragmas included) cost more than
+# a webhook's whole write.
+DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 # The default cache lives in the database: every worker of the machine shares it, and its
 # add() is atomic, which the single-flight lock of the Seam refresh relies on.
