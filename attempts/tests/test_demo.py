@@ -1,9 +1,11 @@
 import json
 import random
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.core.management import CommandError, call_command
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from attempts.management.commands.demo import Demo, Pace
@@ -218,3 +220,19 @@ class TestDemoRestarted:
             assert get(4)["status"] == "error" and get(4)["error"]["message"]
         assert Attempt.objects.get(action_attempt_id="action_attempt5").status == Status.PENDING
         assert Attempt.objects.count() == 4
+
+
+class TestDemoCommand:
+    def test_it_needs_the_webhook_secret(self, settings):
+        settings.SEAM_WEBHOOK_SECRET = ""
+        with pytest.raises(CommandError, match="SEAM_WEBHOOK_SECRET"):
+            call_command("demo", "--fake-port", str(free_port()))
+
+    def test_it_says_when_the_port_is_taken(self, settings):
+        settings.SEAM_WEBHOOK_SECRET = SECRET
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with pytest.raises(CommandError, match=f"Port {port} is in use"):
+                call_command("demo", "--fake-port", str(port))
