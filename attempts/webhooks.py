@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from attempts import rows
 from attempts.merge import Observation, merge
 from attempts.models import Source, Status, WebhookEvent
 
@@ -124,43 +125,6 @@ def is_known_type(event_type: str) -> bool:
     return event_type.split(".", 1)[0] in SEAM_EVENT_NAMESPACES and "." in event_type
 
 
-# The event's two statements, written out: on SQLite every statement inside the transaction
-# holds up the other workers' writes, and building them through the ORM took longer than
-# running them.
-EVENT_COLUMNS = (
-    "event_id",
-    "event_type",
-    "payload",
-    "svix_id",
-    "occurred_at",
-    "created_at",
-    "received_at",
-    "known_type",
-)
-
-
-def _insert_statement(event: WebhookEvent) -> tuple[str, list[Any]]:
-    fields = [WebhookEvent._meta.get_field(name) for name in EVENT_COLUMNS]
-    qn = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({}) RETURNING {}".format(  # noqa: S608 - names only
-        qn(WebhookEvent._meta.db_table),
-        ", ".join(qn(field.column) for field in fields),
-        ", ".join(["%s"] * len(fields)),
-        qn(WebhookEvent._meta.pk.column),
-    )
-    params = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
-    return sql, params
-
-
-def _link_statement() -> str:
-    qn = connection.ops.quote_name
-    return "UPDATE {} SET {} = %s WHERE {} = %s".format(  # noqa: S608 - names only
-        qn(WebhookEvent._meta.db_table),
-        qn(WebhookEvent._meta.get_field("attempt").column),
-        qn(WebhookEvent._meta.pk.column),
-    )
-
-
 _write_turn_fds: dict[str, int] = {}
 
 
@@ -212,13 +176,10 @@ def record_event(payload: Any, svix_id: str = "") -> tuple[WebhookEvent, bool]:
         created_at=_datetime(payload.get("created_at")),
         known_type=is_known_type(event_type),
     )
-    insert, params = _insert_statement(event)
     try:
         with sqlite_write_turn(), transaction.atomic():
             # The insert comes first: a duplicate fails before anything else was written.
-            with connection.cursor() as cursor:
-                cursor.execute(insert, params)
-                event.pk = cursor.fetchone()[0]
+            rows.insert(event)
             if action_attempt_id:
                 observation = Observation(
                     status=event_status(event_type, payload),
@@ -228,8 +189,7 @@ def record_event(payload: Any, svix_id: str = "") -> tuple[WebhookEvent, bool]:
                 )
                 merged = merge(action_attempt_id, observation, source=Source.WEBHOOK, event=event)
                 event.attempt = merged.attempt
-                with connection.cursor() as cursor:
-                    cursor.execute(_link_statement(), [merged.attempt.pk, event.pk])
+                rows.update(event, ["attempt"])
     except IntegrityError:
         # Another delivery of this event committed first (on PostgreSQL the insert waited for it).
         existing = WebhookEvent.objects.filter(event_id=event_id).first()
