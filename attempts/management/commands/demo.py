@@ -284,6 +284,8 @@ class Demo:
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
+        # As node's listen() does: a restart must not wait for the last run's closed connections.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
