@@ -321,8 +321,8 @@ class Command(BaseCommand):
             self.wait_for_database(stop)
             demo = Demo(seam, webhook_url, secret)
             try:
-                skipped = demo.skip_recorded_ids()
-                log.info("demo skipped %d attempt ids recorded by an earlier run", skipped)
+                if skipped := demo.skip_recorded_ids():
+                    log.info("demo skipped %d attempt ids recorded by an earlier run", skipped)
             except (httpx.HTTPError, DatabaseError) as e:
                 log.warning("demo could not skip the ids recorded earlier: %s", e)
             next_sync = time.monotonic() + sync_every
