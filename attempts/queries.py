@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.http import QueryDict
 from django.utils import timezone
 
 from attempts.models import DOCUMENTED_ACTION_TYPES, Attempt, Status
@@ -153,6 +154,26 @@ class AttemptFilterForm(forms.Form):
         value = self.cleaned_data.get("stuck_minutes") if self.is_valid() else None
         return value or DEFAULT_STUCK_MINUTES
 
+    def picked(self) -> dict[str, Any]:
+        """The choices as the page shows them, checked as in the URL: rendered from plain dicts,
+        which a template reads much faster than Django's widgets render themselves."""
+        data = self.data if hasattr(self.data, "getlist") else QueryDict()
+
+        def options(name: str) -> list[dict[str, Any]]:
+            chosen = set(data.getlist(name))
+            return [
+                {"value": value, "label": label, "checked": value in chosen}
+                for value, label in self.fields[name].choices
+            ]
+
+        picked: dict[str, Any] = {
+            name: data.get(name, "") for name in ("q", "since", "until", "stuck_minutes")
+        }
+        for name in ("action_type", "status", "last"):
+            picked[name] = options(name)
+            picked[f"{name}_count"] = sum(c["checked"] for c in picked[name])
+        return picked
+
     def filters(self) -> dict[str, Any]:
         """The cleaned filters that select rows (not the page position, not the threshold)."""
         return {k: self.cleaned_data.get(k) for k in FILTER_KEYS}
@@ -245,13 +266,15 @@ def window(qs: QuerySet[Attempt], after: Cursor | None, before: Cursor | None, l
 
 
 def page_of(
-    querysets: list[QuerySet[Attempt]],
+    querysets: QuerySet[Attempt] | list[QuerySet[Attempt]],
     after: Cursor | None = None,
     before: Cursor | None = None,
     size: int = PAGE_SIZE,
 ) -> Page:
-    """A page of the union of `querysets` (disjoint, each newest first). One row more than the
-    page tells whether another page exists."""
+    """A page of a queryset, or of the union of several (disjoint, each newest first). One row
+    more than the page tells whether another page exists."""
+    if isinstance(querysets, QuerySet):
+        querysets = [querysets]
     windows = [window(qs, after, before, size + 1) for qs in querysets]
     merged = heapq.merge(*windows, key=lambda a: (a.first_seen_at, a.pk), reverse=not before)
     rows = list(islice(merged, size + 1))
@@ -315,16 +338,26 @@ def compute_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]
         segments = []
         for status in (Status.SUCCESS, Status.ERROR, Status.PENDING):
             width = BAR_WIDTH * c.get(status, 0) / widest
-            segments.append({"status": str(status), "x": round(x, 1), "width": round(width, 1)})
+            if width:
+                # As text: the template would otherwise localize every number, slowly.
+                segments.append({"status": str(status), "x": f"{x:.1f}", "width": f"{width:.1f}"})
             x += width
+        success, error, pending = (
+            c.get(s, 0) for s in (Status.SUCCESS, Status.ERROR, Status.PENDING)
+        )
         rows.append(
             {
                 "action_type": action_type,
-                "total": sum(c.values()),
-                "success": c.get(Status.SUCCESS, 0),
-                "error": c.get(Status.ERROR, 0),
-                "pending": c.get(Status.PENDING, 0),
+                "total": success + error + pending,
+                "success": success,
+                "error": error,
+                "pending": pending,
                 "segments": segments,
+                "text": {
+                    "total": str(success + error + pending),
+                    "summary": f"{success} success, {error} error, {pending} pending",
+                    "legend": f"{error} err · {pending} pend",
+                },
             }
         )
     ended = sum(r["success"] + r["error"] for r in rows)
