@@ -29,6 +29,10 @@ from attempts.models import (
 COUNTED_ROWS = 10_000
 FILTER_CHOICES_SECONDS = 300
 
+admin.site.site_header = "Seam attempts: audit trail"
+admin.site.site_title = "Seam attempts admin"
+admin.site.site_url = "/attempts/"
+
 
 class AtLeast(int):
     """A count that stopped counting: shown as "10000+"."""

@@ -114,6 +114,11 @@ DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 CACHES = {
     "default": env.cache("CACHE_URL", default="dbcache://dashboard_cache"),
 }
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A Redis that stops answering fails a request (and /readyz) in seconds, not at the
+    # worker's timeout.
+    for _option in ("socket_connect_timeout", "socket_timeout"):
+        CACHES["default"].setdefault("OPTIONS", {}).setdefault(_option, 2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,3 +1,6 @@
+import socket
+import time
+
 import httpx
 import pytest
 
@@ -42,3 +45,15 @@ class TestReadyz:
         assert response.status_code == 503
         assert response.text.startswith("database failed (OperationalError)\n")
         assert "s3cret" not in response.text and "s3cret" not in server.output()
+
+    @pytest.mark.django_db(transaction=True)
+    def test_it_answers_in_seconds_when_the_cache_hangs(self):
+        with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+            env = {"CACHE_URL": f"redis://127.0.0.1:{silent.getsockname()[1]}/0"}
+            with Gunicorn(env=env, workers=1) as server:
+                started = time.monotonic()
+                response = httpx.get(f"{server.url}/readyz", timeout=20)
+                elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert response.text == "database ok\ncache failed (TimeoutError)\n"
+        assert elapsed < 5
