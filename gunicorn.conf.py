@@ -16,6 +16,9 @@ graceful_timeout = 20
 # Recycled now and then, staggered, so no slow leak outlives a day.
 max_requests = 2000
 max_requests_jitter = 200
+# gunicornc's socket defaults to one path per user: instances on one host would fight over it,
+# and a service user's home may be read-only. Nothing here uses it.
+control_socket_disable = True
 errorlog = "-"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 access_log_format = (
