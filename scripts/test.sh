@@ -7,6 +7,7 @@ source "$(dirname "$0")/setup.sh" requirements-dev.txt
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v nginx >/dev/null || need_apt+=(nginx)
+command -v openssl >/dev/null || need_apt+=(openssl)  # the nginx test's TLS certificate
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${need_apt[*]}"
   apt-get update -qq
