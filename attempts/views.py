@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -26,6 +27,7 @@ from attempts.queries import (
     AttemptFilterForm,
     attempt_stats,
     list_page,
+    stats_key,
 )
 from attempts.refresh import merge_api_attempt
 from attempts.seam import SeamError, SeamNotFound, get_client
@@ -80,6 +82,22 @@ def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict
     }
 
 
+# The counts as HTML, by computation and query string: they change once per interval, so each
+# process renders them once per interval rather than once per view.
+_stats_fragments: dict[tuple[Any, ...], str] = {}
+
+
+def stats_fragment(request: HttpRequest, stats_key: str, stats: dict[str, Any]) -> str:
+    key = (stats_key, stats["computed_at"], request.GET.urlencode())
+    html = _stats_fragments.get(key)
+    if html is None:
+        if len(_stats_fragments) >= 256:
+            _stats_fragments.clear()
+        html = render_to_string("attempts/_stats.html", {"stats": stats}, request)
+        _stats_fragments[key] = html
+    return html
+
+
 def is_partial(request: HttpRequest, target: str) -> bool:
     """An htmx request for one region of the page (a history restore wants the whole page)."""
     htmx = request.htmx
@@ -98,20 +116,19 @@ def live_context(stuck_minutes: int) -> dict[str, Any]:
 @require_GET
 def attempt_list(request: HttpRequest) -> HttpResponse:
     form = AttemptFilterForm(request.GET)
-    context: dict[str, Any] = {
-        "form": form,
-        "picked": form.picked(),
-        **live_context(form.threshold_minutes()),
-    }
+    minutes = form.threshold_minutes()
+    context: dict[str, Any] = {"form": form, "picked": form.picked(), **live_context(minutes)}
     status = 200
     if form.is_valid():
         filters = form.filters()
         page = list_page(filters, form.cleaned_data["after"], form.cleaned_data["before"])
         seam = live.seam_state()
+        stats = attempt_stats(filters, minutes)
         context |= {
             "page": page,
             "rows": [row(a, context["stuck_before"]) for a in page.attempts],
-            "stats": attempt_stats(filters, form.threshold_minutes()),
+            "stats": stats,
+            "stats_html": stats_fragment(request, stats_key(filters, minutes), stats),
             "seam": seam,
             "any_pending": any(a.status == Status.PENDING for a in page.attempts),
             # Ended by a webhook, so without error or result: one poll fetches them.
