@@ -170,7 +170,7 @@ class TestThroughNginx:
     def test_an_operator_logs_in_and_watches_attempts_end(self, stack, fake_seam, tmp_path):
         from playwright.sync_api import expect, sync_playwright
 
-        User.objects.create_user("operator", password=PASSWORD)
+        User.objects.create_superuser("operator", password=PASSWORD)
         ending = fake_seam.lock_door()["action_attempt_id"]
         failing = fake_seam.unlock_door()["action_attempt_id"]
         for attempt_id in (ending, failing):
@@ -200,6 +200,10 @@ class TestThroughNginx:
             expect(rows[ending].first).to_have_text("success", timeout=10_000)
             expect(rows[failing].first).to_have_text("error", timeout=10_000)
             expect(page.locator(f"tr:has(a[title='{failing}'])")).to_contain_text("jammed")
+            # The audit admin works under the same policy.
+            page.goto(f"{stack.url}/admin/attempts/attempt/?status__exact=error")
+            page.click(f"text={failing}")
+            expect(page.locator(".field-error_json pre")).to_contain_text('"message": "jammed"')
             browser.close()
         assert violations == []
 
