@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
+from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -82,6 +82,28 @@ def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict
     }
 
 
+# Rendered rows, by attempt version, stuck or not, and threshold: a row's HTML changes only when
+# its attempt does (or turns stuck), so each process renders it once per change, not per view.
+_row_fragments: dict[tuple[int, int, bool, int], str] = {}
+ROW_FRAGMENTS = 5000
+
+
+def rows_html(attempts: list[Attempt], stuck_before: datetime, stuck_minutes: int) -> list[str]:
+    template = get_template("attempts/_row.html")
+    out = []
+    for attempt in attempts:
+        stuck = attempt.status == Status.PENDING and attempt.first_seen_at < stuck_before
+        key = (attempt.pk, version(attempt), stuck, stuck_minutes)
+        html = _row_fragments.get(key)
+        if html is None:
+            if len(_row_fragments) >= ROW_FRAGMENTS:
+                _row_fragments.clear()
+            context = {"row": row(attempt, stuck_before), "stuck_minutes": stuck_minutes}
+            html = _row_fragments[key] = template.render(context)
+        out.append(html)
+    return out
+
+
 # The counts as HTML, by computation and query string: they change once per interval, so each
 # process renders them once per interval rather than once per view.
 _stats_fragments: dict[tuple[Any, ...], str] = {}
@@ -126,7 +148,7 @@ def attempt_list(request: HttpRequest) -> HttpResponse:
         stats = attempt_stats(filters, minutes)
         context |= {
             "page": page,
-            "rows": [row(a, context["stuck_before"]) for a in page.attempts],
+            "rows_html": rows_html(page.attempts, context["stuck_before"], minutes),
             "stats": stats,
             "stats_html": stats_fragment(request, stats_key(filters, minutes), stats),
             "seam": seam,

@@ -191,6 +191,21 @@ class TestAttemptList:
         assert "<html" not in body and 'id="filters"' not in body
         assert "HX-Request" in response["Vary"]
 
+    def test_a_row_shows_its_latest_state_on_the_next_view(self, operator):
+        attempt = add("aa1", minutes_ago=10)
+        first = operator.get("/attempts/").content.decode()
+        stuck = operator.get("/attempts/?stuck_minutes=5").content.decode()
+        Attempt.objects.filter(pk=attempt.pk).update(status="error", error={"type": "jammed"})
+        stale_version = operator.get("/attempts/").content.decode()
+        attempt.refresh_from_db()
+        attempt.save()  # a real change bumps the version, as merge() does
+        after = operator.get("/attempts/").content.decode()
+
+        assert "badge pending" in first and "badge stuck" not in first
+        assert "badge stuck" in stuck
+        assert "badge pending" in stale_version  # rows are rendered once per version
+        assert "badge error" in after and "jammed" in after
+
     def test_it_links_the_csv_export_of_the_same_filters(self, operator):
         body = operator.get("/attempts/?status=error&q=aa&after=1_1").content.decode()
 
