@@ -87,11 +87,16 @@ class Rejected(Exception):
 
 
 def _text(payload: dict[str, Any], name: str, max_length: int) -> str:
-    """A string field of the event, or "" when absent, not a string or too long to store."""
+    """A string field of the event, or "" when absent, not a string, or not storable: too long,
+    or holding a NUL or a lone surrogate (JSON allows both; the databases take neither)."""
     value = payload.get(name)
-    if isinstance(value, str) and len(value) <= max_length:
-        return value
-    return ""
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        return ""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return ""
+    return value
 
 
 def _datetime(value: Any) -> datetime | None:
@@ -99,11 +104,12 @@ def _datetime(value: Any) -> datetime | None:
         return None
     try:
         parsed = parse_datetime(value)
+        if parsed is None:
+            return None
+        # In UTC now: an offset at the ends of the calendar overflows there, not when stored.
+        return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
     except (ValueError, OverflowError):
         return None
-    if parsed is not None and parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
 
 
 def event_status(event_type: str, payload: dict[str, Any]) -> str:
@@ -161,9 +167,9 @@ def record_event(payload: Any, svix_id: str = "") -> tuple[WebhookEvent, bool]:
     event_id = _text(payload, "event_id", 255)
     event_type = _text(payload, "event_type", 255)
     if not event_id:
-        raise InvalidEvent("event_id missing or not a string of at most 255 characters")
+        raise InvalidEvent("event_id missing, or not a storable string of at most 255 characters")
     if not event_type:
-        raise InvalidEvent("event_type missing or not a string of at most 255 characters")
+        raise InvalidEvent("event_type missing, or not a storable string of at most 255 characters")
     action_attempt_id = ""
     if event_type.startswith("action_attempt."):
         action_attempt_id = _text(payload, "action_attempt_id", 255)

@@ -192,6 +192,15 @@ class TestSeamWebhook:
         assert (event.known_type, event.attempt, event.payload) == (known, None, payload)
         assert not Attempt.objects.exists()
 
+    @pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00+01:00", "2026-13-01T00:00Z", 7])
+    def test_it_records_an_event_whose_time_cannot_be_read(self, server, occurred_at):
+        response = deliver(server, seam_event(occurred_at=occurred_at))
+
+        assert response.status_code == 200
+        event = WebhookEvent.objects.get()
+        assert event.occurred_at is None
+        assert event.attempt.status == "success"
+
     def test_it_logs_one_line_per_delivery_without_the_secret(self, server):
         deliver(server, seam_event(), headers={})
         deliver(server, seam_event())
@@ -283,6 +292,8 @@ class TestSeamWebhookRejects:
             (b'{"event_id": "evt_1"}', "event_type missing"),
             (b'{"event_id": "evt_1", "event_type": ["x"]}', "event_type missing"),
             (json.dumps({"event_id": "e" * 256, "event_type": "x"}).encode(), "event_id"),
+            (b'{"event_id": "\\ud800", "event_type": "x"}', "event_id missing"),
+            (b'{"event_id": "e\\u0000", "event_type": "x"}', "event_id missing"),
             (b"", "body is not JSON"),
         ],
     )
