@@ -17,7 +17,7 @@ echo "== the Seam webhook receiver under a burst (wrk), next to /healthz, on SQL
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-.venv/bin/python bench/webhooks.py
-
-echo "== webhooks: verified, stored events per second through gunicorn (SQLite, PostgreSQL)"
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
 .venv/bin/python bench/webhooks.py
