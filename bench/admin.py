@@ -38,7 +38,7 @@ os.environ.update(
     }
 )
 os.environ.pop("BEHIND_PROXY", None)
-os.environ.pop("HTTPS", None)
+os.environ.pop("HTTPS_ONLY", None)
 
 import django  # noqa: E402
 

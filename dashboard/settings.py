@@ -28,7 +28,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 # Reached over https (the proxy terminates TLS): HSTS, secure cookies, http -> https redirects.
-HTTPS = env.bool("HTTPS", default=BEHIND_PROXY)
+HTTPS_ONLY = env.bool("HTTPS_ONLY", default=BEHIND_PROXY)
 
 SEAM_API_KEY = env.str("SEAM_API_KEY", default="")
 SEAM_API_URL = env.str("SEAM_API_URL", default="https://connect.getseam.com").rstrip("/")
@@ -171,7 +171,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-if HTTPS:
+if HTTPS_ONLY:
     SECURE_SSL_REDIRECT = True
     # Load balancers probe the workers directly, over plain http.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

@@ -40,8 +40,11 @@ class TestCheckDeploy:
         assert "System check identified no issues" in done.stdout
         assert "WARNINGS" not in done.stdout + done.stderr
 
-    def test_it_warns_without_https(self):
-        done = check_deploy({**PRODUCTION, "BEHIND_PROXY": "false"})
+    @pytest.mark.parametrize(
+        "change", [{"BEHIND_PROXY": "false"}, {"BEHIND_PROXY": "true", "HTTPS_ONLY": "false"}]
+    )
+    def test_it_warns_without_https(self, change):
+        done = check_deploy({**PRODUCTION, **change})
         assert done.returncode != 0
         for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
             assert warning in done.stderr
