@@ -110,7 +110,10 @@ _stats_fragments: dict[tuple[Any, ...], str] = {}
 
 
 def stats_fragment(request: HttpRequest, stats_key: str, stats: dict[str, Any]) -> str:
-    key = (stats_key, stats["computed_at"], request.GET.urlencode())
+    query = request.GET.copy()
+    for position in ("after", "before"):
+        query.pop(position, None)
+    key = (stats_key, stats["computed_at"], query.urlencode())
     html = _stats_fragments.get(key)
     if html is None:
         if len(_stats_fragments) >= 256:
