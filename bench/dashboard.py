@@ -14,6 +14,7 @@ import argparse
 import gzip
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -125,6 +126,14 @@ def transfer(client, html: bytes) -> dict[str, int]:
 def main() -> None:
     args = parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    try:
+        run(args, workdir)
+    finally:
+        # The static files, and the database unless --db keeps it.
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
     db_path = Path(args.db).resolve() if args.db else workdir / "bench.sqlite3"
     setup_django(db_path, workdir / "static")
     from django.core.management import call_command
