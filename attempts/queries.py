@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Substr
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -189,16 +190,26 @@ def since_of(filters: dict[str, Any], now: datetime | None = None) -> datetime |
     return max(bounds) if bounds else None
 
 
+# A prefix matching more ids than this is searched newest first, not through the id index: about
+# where sorting the matches starts to cost more than scanning for a page of them, at a million.
+BROAD_PREFIX = 5000
+
+
 def id_matches(q: str) -> Q:
     """Exactly this id if recorded, else the ids starting with it."""
     if Attempt.objects.filter(action_attempt_id=q).exists():
         return Q(action_attempt_id=q)
     match = Q(action_attempt_id__startswith=q)
-    if connection.vendor == "sqlite":
-        # SQLite's LIKE never uses the index; this range does (ids are compared as plain bytes).
-        upper = q[:-1] + chr(min(ord(q[-1]) + 1, 0x10FFFF))
-        match &= Q(action_attempt_id__gte=q, action_attempt_id__lt=upper)
-    return match
+    if connection.vendor != "sqlite":
+        return match  # PostgreSQL weighs the prefix against the order itself, from statistics
+    # SQLite's LIKE never uses the index; this range does (ids are compared as plain bytes).
+    upper = q[:-1] + chr(min(ord(q[-1]) + 1, 0x10FFFF))
+    narrow = match & Q(action_attempt_id__gte=q, action_attempt_id__lt=upper)
+    if not Attempt.objects.filter(narrow).values("pk")[BROAD_PREFIX : BROAD_PREFIX + 1].exists():
+        return narrow  # few matches: read them by id and sort them
+    # Many matches: walk the list's own index newest first and stop at a page. SQLite would
+    # take the id index for a plain comparison, so compare an expression instead.
+    return Q(id_prefix=q)
 
 
 def filtered_attempts(filters: dict[str, Any]) -> QuerySet[Attempt]:
@@ -213,7 +224,8 @@ def filtered_attempts(filters: dict[str, Any]) -> QuerySet[Attempt]:
     if filters.get("until"):
         qs = qs.filter(first_seen_at__lt=filters["until"])
     if filters.get("q"):
-        qs = qs.filter(id_matches(filters["q"]))
+        q = filters["q"]
+        qs = qs.annotate(id_prefix=Substr("action_attempt_id", 1, len(q))).filter(id_matches(q))
     return qs.order_by("-first_seen_at", "-id")
 
 

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from attempts import queries
 from attempts.models import Attempt
 from attempts.queries import PAGE_SIZE, Cursor, filtered_attempts, stats_key
 
@@ -86,6 +87,21 @@ class TestAttemptList:
         ]
         assert shown(operator.get("/attempts/?q=+other+")) == ["other"]
         assert shown(operator.get("/attempts/?q=ther")) == []
+
+    @pytest.mark.parametrize("broad_prefix", [2, 1000])
+    def test_a_broad_prefix_finds_the_same_rows(self, operator, monkeypatch, broad_prefix):
+        monkeypatch.setattr(queries, "BROAD_PREFIX", broad_prefix)
+        for i in range(5):
+            add(f"ab_{i}", minutes_ago=i)
+        add("abc")
+        add("b%_1")
+
+        assert shown(operator.get("/attempts/?q=ab_")) == [f"ab_{i}" for i in range(5)]
+        assert shown(operator.get("/attempts/?q=ab_&after=" + Cursor(NOW, 10**9).encode())) == [
+            f"ab_{i}" for i in range(5)
+        ]
+        assert shown(operator.get("/attempts/?q=b%25")) == ["b%_1"]
+        assert shown(operator.get("/attempts/?q=a%25")) == []
 
     def test_it_filters_by_time_range(self, operator):
         add("hour_ago", minutes_ago=60 * 2)
