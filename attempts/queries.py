@@ -8,11 +8,9 @@ operator pastes from a ticket, and unlike a substring it can use the id's unique
 """
 
 import hashlib
-import heapq
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from itertools import islice, product
+from datetime import datetime, timedelta
+from itertools import product
 from typing import Any
 
 from django import forms
@@ -24,9 +22,17 @@ from django.db.models.functions import Substr
 from django.http import QueryDict
 from django.utils import timezone
 
+from attempts import paging
 from attempts.models import DOCUMENTED_ACTION_TYPES, Attempt, Status
+from attempts.paging import (
+    PAGE_SIZE,
+    AnyChoiceField,
+    Cursor,
+    Page,
+    PagedFilterForm,
+    distinct_values,
+)
 
-PAGE_SIZE = 50
 # The action types ever recorded and the counts above the list are computed at most this often.
 TYPES_SECONDS = 30
 STATS_SECONDS = 30
@@ -45,64 +51,22 @@ LAST_DELTAS = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FILTER_KEYS = ("action_type", "status", "q", "last", "since", "until")
 
 
-@dataclass(frozen=True)
-class Cursor:
-    """A position in the list: the (first_seen_at, id) of a row, as `<microseconds>_<id>`."""
-
-    first_seen_at: datetime
-    pk: int
-
-    @classmethod
-    def of(cls, attempt: Attempt) -> "Cursor":
-        return cls(attempt.first_seen_at, attempt.pk)
-
-    @classmethod
-    def decode(cls, value: str) -> "Cursor":
-        micros, _, pk = value.partition("_")
-        try:
-            return cls(EPOCH + timedelta(microseconds=int(micros)), int(pk))
-        except (ValueError, OverflowError) as e:
-            raise ValueError("not a list position") from e
-
-    def encode(self) -> str:
-        return f"{(self.first_seen_at - EPOCH) // timedelta(microseconds=1)}_{self.pk}"
-
-
 def action_types_ever_recorded() -> list[str]:
-    """The distinct action types, by skipping along the type index (one seek per type, not a
-    scan of every row), cached for TYPES_SECONDS."""
-
-    def compute() -> list[str]:
-        table = connection.ops.quote_name(Attempt._meta.db_table)
-        sql = (
-            f"WITH RECURSIVE t(v) AS (SELECT MIN(action_type) FROM {table} "  # noqa: S608
-            f"UNION ALL SELECT (SELECT MIN(action_type) FROM {table} WHERE action_type > t.v) "
-            "FROM t WHERE t.v IS NOT NULL) SELECT v FROM t WHERE v IS NOT NULL"
-        )
-        with connection.cursor() as c:
-            c.execute(sql)
-            return [v for (v,) in c.fetchall() if v]
-
-    return cache.get_or_set("attempts:action-types", compute, TYPES_SECONDS)
+    return distinct_values(Attempt, "action_type", "attempts:action-types", TYPES_SECONDS)
 
 
-class AnyActionTypeField(forms.MultipleChoiceField):
-    """Offers the known types but accepts any: Seam adds types, and a new one must be filterable."""
+class AttemptFilterForm(PagedFilterForm):
+    field_order = ["action_type", "status", "q", "last", "since", "until", "after", "before"]
 
-    def valid_value(self, value: str) -> bool:
-        return 0 < len(value) <= 100
-
-
-class AttemptFilterForm(forms.Form):
-    action_type = AnyActionTypeField(required=False, widget=forms.CheckboxSelectMultiple)
+    action_type = AnyChoiceField(
+        max_length=100, required=False, widget=forms.CheckboxSelectMultiple
+    )
     status = forms.MultipleChoiceField(
         choices=Status.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
-    q = forms.CharField(required=False, max_length=255)
     last = forms.ChoiceField(choices=LAST_CHOICES, required=False)
     since = forms.DateTimeField(
         required=False,
@@ -112,43 +76,17 @@ class AttemptFilterForm(forms.Form):
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
-    after = forms.CharField(required=False, max_length=64)
-    before = forms.CharField(required=False, max_length=64)
     stuck_minutes = forms.IntegerField(required=False, min_value=1, max_value=7 * 24 * 60)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        types = set(DOCUMENTED_ACTION_TYPES) | set(action_types_ever_recorded())
-        if hasattr(self.data, "getlist"):
-            types |= {t for t in self.data.getlist("action_type") if 0 < len(t) <= 100}
-        self.fields["action_type"].choices = [(t, t) for t in sorted(types)]
-
-    def _clean_cursor(self, name: str) -> Cursor | None:
-        value = self.cleaned_data.get(name)
-        if not value:
-            return None
-        try:
-            return Cursor.decode(value)
-        except ValueError as e:
-            raise forms.ValidationError("Not a position in the list.") from e
-
-    def clean_after(self) -> Cursor | None:
-        return self._clean_cursor("after")
-
-    def clean_before(self) -> Cursor | None:
-        return self._clean_cursor("before")
-
-    def clean_q(self) -> str:
-        return self.cleaned_data["q"].strip()
+        self.offer("action_type", set(DOCUMENTED_ACTION_TYPES) | set(action_types_ever_recorded()))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
+        since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
         if since and until and since > until:
             raise forms.ValidationError("The time range ends before it starts.")
-        if data.get("after") and data.get("before"):
-            raise forms.ValidationError("Give either after or before, not both.")
-        return data
+        return super().clean()
 
     def threshold_minutes(self) -> int:
         """After how many minutes a pending attempt counts as stuck."""
@@ -229,13 +167,6 @@ def filtered_attempts(filters: dict[str, Any]) -> QuerySet[Attempt]:
     return qs.order_by("-first_seen_at", "-id")
 
 
-@dataclass
-class Page:
-    attempts: list[Attempt]
-    newer: Cursor | None
-    older: Cursor | None
-
-
 # Beyond this many (type, status) combinations a page is one query with a sort instead.
 MAX_MERGED = 24
 
@@ -263,42 +194,18 @@ def list_page(
     return page_of(querysets, after, before, size)
 
 
-def window(qs: QuerySet[Attempt], after: Cursor | None, before: Cursor | None, limit: int):
-    """Up to `limit` rows of `qs` (ordered newest first) next to a cursor, nearest first: an
-    index range, so page 1,000 costs what page 1 does."""
-    qs = qs.defer("result")
-    if before:
-        ts, pk = before.first_seen_at, before.pk
-        qs = qs.filter(first_seen_at__gte=ts).filter(Q(first_seen_at__gt=ts) | Q(id__gt=pk))
-        qs = qs.order_by("first_seen_at", "id")
-    elif after:
-        ts, pk = after.first_seen_at, after.pk
-        qs = qs.filter(first_seen_at__lte=ts).filter(Q(first_seen_at__lt=ts) | Q(id__lt=pk))
-    return list(qs[:limit])
-
-
 def page_of(
     querysets: QuerySet[Attempt] | list[QuerySet[Attempt]],
     after: Cursor | None = None,
     before: Cursor | None = None,
     size: int = PAGE_SIZE,
 ) -> Page:
-    """A page of a queryset, or of the union of several (disjoint, each newest first). One row
-    more than the page tells whether another page exists."""
+    """A page of a queryset, or of the union of several (disjoint, each newest first)."""
     if isinstance(querysets, QuerySet):
         querysets = [querysets]
-    windows = [window(qs, after, before, size + 1) for qs in querysets]
-    merged = heapq.merge(*windows, key=lambda a: (a.first_seen_at, a.pk), reverse=not before)
-    rows = list(islice(merged, size + 1))
-    more = len(rows) > size
-    rows = rows[:size]
-    if before:
-        rows.reverse()
-        return Page(
-            rows, Cursor.of(rows[0]) if more else None, Cursor.of(rows[-1]) if rows else None
-        )
-    older = Cursor.of(rows[-1]) if more else None
-    return Page(rows, Cursor.of(rows[0]) if after and rows else None, older)
+    return paging.page_of(
+        [qs.defer("result") for qs in querysets], "first_seen_at", after, before, size
+    )
 
 
 def stats_key(filters: dict[str, Any], stuck_minutes: int) -> str:

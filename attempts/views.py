@@ -151,13 +151,13 @@ def attempt_list(request: HttpRequest) -> HttpResponse:
         stats = attempt_stats(filters, minutes)
         context |= {
             "page": page,
-            "rows_html": rows_html(page.attempts, context["stuck_before"], minutes),
+            "rows_html": rows_html(page.rows, context["stuck_before"], minutes),
             "stats": stats,
             "stats_html": stats_fragment(request, stats_key(filters, minutes), stats),
             "seam": seam,
-            "any_pending": any(a.status == Status.PENDING for a in page.attempts),
+            "any_pending": any(a.status == Status.PENDING for a in page.rows),
             # Ended by a webhook, so without error or result: one poll fetches them.
-            "any_unfetched": seam.configured and any(not a.payload_fetched for a in page.attempts),
+            "any_unfetched": seam.configured and any(not a.payload_fetched for a in page.rows),
         }
     else:
         status = 400

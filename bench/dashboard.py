@@ -213,7 +213,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     print(f"  {'total, HTML raw + static as served':40} {raw / 1024:6.1f} KB")
 
     print("\nQuery plans (EXPLAIN QUERY PLAN):")
-    ts, pk = page.older.first_seen_at, page.older.pk
+    ts, pk = page.older.at, page.older.pk
     plans = {
         "first page": qs.defer("result")[:51],
         "LOCK_DOOR + error": filtered_attempts(lock_errors).defer("result")[:51],

@@ -5,7 +5,7 @@ from typing import Any
 
 from django import template
 
-from attempts.queries import EPOCH
+from attempts.paging import EPOCH
 
 register = template.Library()
 

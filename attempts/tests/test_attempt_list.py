@@ -32,7 +32,7 @@ def add(action_attempt_id: str, status="pending", action_type="LOCK_DOOR", minut
 
 
 def shown(response) -> list[str]:
-    return [a.action_attempt_id for a in response.context["page"].attempts]
+    return [a.action_attempt_id for a in response.context["page"].rows]
 
 
 @pytest.mark.django_db
@@ -297,8 +297,8 @@ class TestQueryPlan:
     def test_pages_use_their_index_in_order(self, filters, index):
         cursor = Cursor(NOW, 1000)
         qs = filtered_attempts(filters)
-        after = qs.filter(first_seen_at__lte=cursor.first_seen_at).filter(
-            Q(first_seen_at__lt=cursor.first_seen_at) | Q(id__lt=cursor.pk)
+        after = qs.filter(first_seen_at__lte=cursor.at).filter(
+            Q(first_seen_at__lt=cursor.at) | Q(id__lt=cursor.pk)
         )[:51]
 
         for query in (qs[:51], after):

@@ -48,7 +48,7 @@ class TestEscaping:
     def test_the_list_filtered_by_that_type(self, operator, hostile):
         response = operator.get("/attempts/", {"action_type": SCRIPT})
 
-        assert [a.pk for a in response.context["page"].attempts] == [hostile.pk]
+        assert [a.pk for a in response.context["page"].rows] == [hostile.pk]
         assert_escaped(response.content.decode())
 
     def test_the_detail_page(self, operator, hostile):

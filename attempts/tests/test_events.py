@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from attempts.event_views import PAGE_SIZE
+from attempts.paging import PAGE_SIZE
 from attempts.models import WebhookEvent
 from attempts.webhooks import record_event
 
