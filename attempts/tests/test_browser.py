@@ -6,23 +6,15 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
+from attempts.tests.browser import chromium
 from attempts.tests.servers import Gunicorn
 from fakeseam import API_KEY
 
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ERROR = {"type": "device_disconnected", "message": "The lock went offline mid-action"}
 
 
@@ -43,8 +35,7 @@ def test_an_operator_watches_attempts_end_live(fake_seam):
     to_succeed, to_fail = pending_on_seam(fake_seam), pending_on_seam(fake_seam)
     env = {"SEAM_API_URL": fake_seam.url, "SEAM_API_KEY": API_KEY, "SEAM_POLL_SECONDS": "1"}
 
-    with Gunicorn(env=env) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with Gunicorn(env=env) as server, chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         polls: list[float] = []
         page.on(
@@ -118,4 +109,3 @@ def test_an_operator_watches_attempts_end_live(fake_seam):
         phone.goto(f"{server.url}/attempts/")
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
         phone.screenshot(path=ARTIFACTS / "list-phone.png", full_page=True)
-        browser.close()

@@ -30,15 +30,6 @@ from fakeseam import API_KEY, free_port
 
 SAMPLE = BASE_DIR / "deploy" / "nginx.conf"
 PASSWORD = "correct horse battery staple"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def render(sample: str, https_port: int, http_port: int, upstreams: list[str], tls: Path) -> str:
@@ -168,7 +159,9 @@ def webhook_lines(server: Gunicorn) -> int:
 @pytest.mark.django_db(transaction=True)
 class TestThroughNginx:
     def test_an_operator_logs_in_and_watches_attempts_end(self, stack, fake_seam, tmp_path):
-        from playwright.sync_api import expect, sync_playwright
+        from playwright.sync_api import expect
+
+        from attempts.tests.browser import chromium
 
         User.objects.create_superuser("operator", password=PASSWORD)
         ending = fake_seam.lock_door()["action_attempt_id"]
@@ -177,10 +170,7 @@ class TestThroughNginx:
             fake_seam.set_attempt(attempt_id, "pending")
             merge(attempt_id, Observation(status="pending"), source=Source.API)
         violations: list[str] = []
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-            )
+        with chromium() as browser:
             page = browser.new_context(ignore_https_errors=True).new_page()
 
             def on_console(message) -> None:
@@ -204,7 +194,6 @@ class TestThroughNginx:
             page.goto(f"{stack.url}/admin/attempts/attempt/?status__exact=error")
             page.click(f"text={failing}")
             expect(page.locator(".field-error_json pre")).to_contain_text('"message": "jammed"')
-            browser.close()
         assert violations == []
 
     def test_it_serves_static_files_compressed_and_cached_for_good(self, stack):
