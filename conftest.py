@@ -25,6 +25,14 @@ def seam_settings(settings, fake_seam):
     return settings
 
 
+@pytest.fixture
+def seam(seam_settings, fake_seam):
+    """The fake server, with a client that retries quickly and an outage that ends with the test."""
+    seam_settings.SEAM_CLIENT_OPTIONS = {"backoff": 0.01, "max_backoff": 0.05, "max_total": 5}
+    yield fake_seam
+    fake_seam.outage([])
+
+
 @pytest.fixture(autouse=True)
 def clear_cache(request, django_db_blocker):
     """The cache outlives a test's database rollback: tests that use the database start with an

@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import HTTPServer
 from pathlib import Path
 
 import httpx
@@ -18,6 +22,18 @@ from django.db import connection
 from fakeseam import free_port
 
 BASE_DIR = Path(settings.BASE_DIR)
+
+
+@contextmanager
+def serving(server: HTTPServer) -> Iterator[None]:
+    """A test's own little HTTP server, answering on a thread until the block ends."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_database_url() -> str:

@@ -7,14 +7,6 @@ from attempts.seam import SeamUnavailable
 
 ERROR = {"type": "device_offline", "message": "The lock is offline"}
 RESULT = {"was_confirmed_by_device": True}
-FAST = {"backoff": 0.01, "max_backoff": 0.05, "max_total": 5}
-
-
-@pytest.fixture
-def seam(seam_settings, fake_seam):
-    seam_settings.SEAM_CLIENT_OPTIONS = FAST
-    yield fake_seam
-    fake_seam.outage([])
 
 
 @pytest.mark.django_db

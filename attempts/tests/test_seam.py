@@ -1,6 +1,5 @@
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from attempts.seam import (
     SeamUnavailable,
     get_client,
 )
+from attempts.tests.servers import serving
 from fakeseam import API_KEY
 
 FAST = {"max_attempts": 3, "backoff": 0.01, "max_backoff": 0.05, "max_total": 5}
@@ -61,13 +61,8 @@ class Scripted:
 
     @contextmanager
     def running(self) -> Iterator["Scripted"]:
-        thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
+        with serving(self.server):
             yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 def ok(payload: dict) -> tuple[int, dict[str, str], bytes]:

@@ -1,5 +1,4 @@
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,19 +13,12 @@ from django.core.management import CommandError, call_command
 from attempts.management.commands.sync_attempts import LOCK_KEY
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source, StatusChange, WebhookEvent
+from attempts.tests.servers import serving
 from attempts.webhooks import record_event
 from fakeseam import API_KEY, WORKSPACE_ID
 
 ERROR = {"type": "device_offline", "message": "The lock is offline"}
 RESULT = {"was_confirmed_by_device": True}
-FAST = {"backoff": 0.01, "max_backoff": 0.05, "max_total": 5}
-
-
-@pytest.fixture
-def seam(seam_settings, fake_seam):
-    seam_settings.SEAM_CLIENT_OPTIONS = FAST
-    yield fake_seam
-    fake_seam.outage([])
 
 
 def sync() -> str:
@@ -190,11 +182,8 @@ class NewerSeam:
 
     @contextmanager
     def running(self) -> Iterator["NewerSeam"]:
-        thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
         try:
-            yield self
+            with serving(self.server):
+                yield self
         finally:
-            self.server.shutdown()
-            self.server.server_close()
             self.fake.close()
