@@ -82,6 +82,24 @@ def load(count: int) -> None:
     call_command("load_attempts", count - have, seed=1 + have)
 
 
+def logged_in(db_path: Path, static_root: Path, count: int):
+    """Django on a database of `count` attempts, its static files collected, and a test client
+    logged in as a superuser."""
+    setup_django(db_path, static_root)
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.test import Client
+
+    load(count)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def timed(client, url: str, runs: int) -> tuple[list[float], int]:
     for _ in range(3):
         response = client.get(url)
@@ -135,24 +153,12 @@ def main() -> None:
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
     db_path = Path(args.db).resolve() if args.db else workdir / "bench.sqlite3"
-    setup_django(db_path, workdir / "static")
-    from django.core.management import call_command
-
-    load(args.count)
-    call_command("collectstatic", interactive=False, verbosity=0)
-
-    from django.contrib.auth import get_user_model
+    client = logged_in(db_path, workdir / "static", args.count)
     from django.db.models import Q
-    from django.test import Client
 
     from attempts.models import Attempt
     from attempts.queries import filtered_attempts, page_of
 
-    user, _ = get_user_model().objects.get_or_create(
-        username="bench", defaults={"is_staff": True, "is_superuser": True}
-    )
-    client = Client()
-    client.force_login(user)
     total = Attempt.objects.count()
     print(f"\n{total:,} attempts in {db_path} (SQLite), {args.runs} timed requests per page")
 

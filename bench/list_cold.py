@@ -18,7 +18,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.dashboard import load, p95, setup_django  # noqa: E402
+from bench.dashboard import logged_in, p95  # noqa: E402
 
 
 def main() -> None:
@@ -28,21 +28,9 @@ def main() -> None:
     parser.add_argument("--db", help="a database loaded by bench/dashboard.py, reused")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-list-cold-"))
-    setup_django(Path(args.db or workdir / "bench.sqlite3").resolve(), workdir / "static")
-    from django.core.management import call_command
-
-    load(args.count)
-    call_command("collectstatic", interactive=False, verbosity=0)
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
+    db_path = Path(args.db or workdir / "bench.sqlite3").resolve()
+    client = logged_in(db_path, workdir / "static", args.count)
     from attempts import views
-
-    user, _ = get_user_model().objects.get_or_create(
-        username="bench", defaults={"is_staff": True, "is_superuser": True}
-    )
-    client = Client()
-    client.force_login(user)
 
     def timed(url: str, cold: bool, runs: int) -> list[float]:
         client.get(url)
