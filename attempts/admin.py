@@ -28,6 +28,7 @@ from attempts.models import (
 
 COUNTED_ROWS = 10_000
 FILTER_CHOICES_SECONDS = 300
+ATTEMPT_ID_HELP = "An attempt id, exactly as Seam gives it."
 
 admin.site.site_header = "Seam attempts: audit trail"
 admin.site.site_title = "Seam attempts admin"
@@ -120,9 +121,28 @@ def attempt_link(attempt: Attempt | None) -> str:
     return format_html('<a href="{}">{}</a>', url, attempt.action_attempt_id)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class LinksAttempt:
+    """For records of an attempt: the attempt's id, linking to its page."""
+
+    @admin.display(description="attempt")
+    def attempt_id_link(self, obj: StatusChange | WebhookEvent | OperatorAction) -> str:
+        return attempt_link(obj.attempt)
+
+
+class Unchangeable:
     """Recorded facts: viewable by staff with the view permission, changed by nobody."""
 
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class ReadOnlyAdmin(Unchangeable, admin.ModelAdmin):
     list_only: tuple[str, ...] = ()
     # Search is an exact match on this (indexed) field: a substring search scans every row.
     exact_search_field = ""
@@ -132,15 +152,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     list_per_page = 50
     actions = None
 
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return LeanChangeList
 
@@ -148,24 +159,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
         term = search_term.strip()
-        if not term:
-            return queryset, False
-        return queryset.filter(**{self.exact_search_field: term}), False
+        return (self.search(queryset, term) if term else queryset), False
+
+    def search(self, queryset: QuerySet, term: str) -> QuerySet:
+        return queryset.filter(**{self.exact_search_field: term})
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(Unchangeable, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 class StatusChangeInline(ReadOnlyInline):
@@ -195,7 +198,7 @@ class AttemptAdmin(ReadOnlyAdmin):
     ordering = ["-first_seen_at", "-id"]
     exact_search_field = "action_attempt_id"
     search_fields = [exact_search_field]
-    search_help_text = "An attempt id, exactly as Seam gives it."
+    search_help_text = ATTEMPT_ID_HELP
     fields = [
         "action_attempt_id",
         "action_type",
@@ -223,7 +226,7 @@ class AttemptAdmin(ReadOnlyAdmin):
 
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(ReadOnlyAdmin):
+class StatusChangeAdmin(LinksAttempt, ReadOnlyAdmin):
     list_display = ["at", "attempt_id_link", "from_status", "to_status", "source", "conflict"]
     list_only = (
         "at",
@@ -240,17 +243,13 @@ class StatusChangeAdmin(ReadOnlyAdmin):
     ordering = ["-id"]
     exact_search_field = "attempt__action_attempt_id"
     search_fields = [exact_search_field]
-    search_help_text = "An attempt id, exactly as Seam gives it."
+    search_help_text = ATTEMPT_ID_HELP
     fields = ["attempt_id_link", "from_status", "to_status", "source", "conflict", "event", "at"]
     readonly_fields = fields
 
-    @admin.display(description="attempt")
-    def attempt_id_link(self, obj: StatusChange) -> str:
-        return attempt_link(obj.attempt)
-
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyAdmin):
+class WebhookEventAdmin(LinksAttempt, ReadOnlyAdmin):
     list_display = ["received_at", "event_type", "event_id", "attempt_id_link", "known_type"]
     list_only = (
         "received_at",
@@ -279,21 +278,12 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search(self, queryset: QuerySet, term: str) -> QuerySet:
         # Resolved first: an OR across the join would not use the indexes.
         attempt_pks = list(
             Attempt.objects.filter(action_attempt_id=term).values_list("pk", flat=True)
         )
-        return queryset.filter(Q(event_id=term) | Q(attempt_id__in=attempt_pks)), False
-
-    @admin.display(description="attempt")
-    def attempt_id_link(self, obj: WebhookEvent) -> str:
-        return attempt_link(obj.attempt)
+        return queryset.filter(Q(event_id=term) | Q(attempt_id__in=attempt_pks))
 
     @admin.display(description="payload")
     def payload_json(self, obj: WebhookEvent) -> str:
@@ -301,7 +291,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OperatorAction)
-class OperatorActionAdmin(ReadOnlyAdmin):
+class OperatorActionAdmin(LinksAttempt, ReadOnlyAdmin):
     list_display = ["at", "user", "kind", "action_attempt_id"]
     list_only = ("at", "kind", "action_attempt_id", "user", "user__username")
     list_select_related = ["user"]
@@ -310,10 +300,6 @@ class OperatorActionAdmin(ReadOnlyAdmin):
     ordering = ["-at", "-id"]
     exact_search_field = "action_attempt_id"
     search_fields = [exact_search_field]
-    search_help_text = "An attempt id, exactly as Seam gives it."
+    search_help_text = ATTEMPT_ID_HELP
     fields = ["at", "user", "kind", "action_attempt_id", "attempt_id_link"]
     readonly_fields = fields
-
-    @admin.display(description="attempt")
-    def attempt_id_link(self, obj: OperatorAction) -> str:
-        return attempt_link(obj.attempt)
