@@ -1,25 +1,23 @@
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from functools import lru_cache, wraps
+from datetime import timedelta
+from functools import wraps
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import get_template, render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.text import Truncator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from attempts import live
+from attempts.fragments import row, rows_html, stats_fragment
 from attempts.models import Attempt, OperatorAction, Status
 from attempts.queries import (
     DEFAULT_STUCK_MINUTES,
@@ -31,10 +29,7 @@ from attempts.queries import (
 )
 from attempts.refresh import merge_api_attempt
 from attempts.seam import SeamError, SeamNotFound, get_client
-from attempts.templatetags.attempt_tags import duration, error_message, error_type, version
-
-# What reverse() leaves unquoted in a path argument.
-URL_SAFE = "!$&'()*+,;=~:@"
+from attempts.templatetags.attempt_tags import version
 
 
 def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -52,75 +47,6 @@ def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return guarded(request, *args, **kwargs)
 
     return wrapper
-
-
-@lru_cache(maxsize=1)
-def detail_url_prefix() -> str:
-    return reverse("attempt-detail", args=["0"]).removesuffix("0/")
-
-
-def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict[str, Any]:
-    """What `_row.html` shows of an attempt, worked out here: a template reads a dict several
-    times faster than it looks up attributes of a model instance."""
-    error = attempt.error
-    # Numbers as text: a template would localize each one, a surprisingly slow step.
-    return {
-        "pk": str(attempt.pk),
-        "id": attempt.action_attempt_id,
-        "url": f"{detail_url_prefix()}{quote(attempt.action_attempt_id, safe=URL_SAFE)}/",
-        "action_type": attempt.action_type,
-        "status": attempt.status,
-        "stuck": attempt.status == Status.PENDING and attempt.first_seen_at < stuck_before,
-        "changed": changed,
-        "version": str(version(attempt)),
-        "first_seen": timezone.localtime(attempt.first_seen_at).strftime("%Y-%m-%d %H:%M:%S"),
-        "took": duration(attempt.time_to_resolution),
-        "has_error": error is not None,
-        "error_type": error_type(error),
-        "error_message": Truncator(error_message(error)).chars(120),
-        "unfetched": attempt.status == Status.ERROR and not attempt.payload_fetched,
-    }
-
-
-# Rendered rows, by attempt version, stuck or not, and threshold: a row's HTML changes only when
-# its attempt does (or turns stuck), so each process renders it once per change, not per view.
-_row_fragments: dict[tuple[int, int, bool, int], str] = {}
-ROW_FRAGMENTS = 5000
-
-
-def rows_html(attempts: list[Attempt], stuck_before: datetime, stuck_minutes: int) -> list[str]:
-    template = get_template("attempts/_row.html")
-    out = []
-    for attempt in attempts:
-        stuck = attempt.status == Status.PENDING and attempt.first_seen_at < stuck_before
-        key = (attempt.pk, version(attempt), stuck, stuck_minutes)
-        html = _row_fragments.get(key)
-        if html is None:
-            if len(_row_fragments) >= ROW_FRAGMENTS:
-                _row_fragments.clear()
-            context = {"row": row(attempt, stuck_before), "stuck_minutes": stuck_minutes}
-            html = _row_fragments[key] = template.render(context)
-        out.append(html)
-    return out
-
-
-# The counts as HTML, by computation and query string: they change once per interval, so each
-# process renders them once per interval rather than once per view.
-_stats_fragments: dict[tuple[Any, ...], str] = {}
-
-
-def stats_fragment(request: HttpRequest, stats_key: str, stats: dict[str, Any]) -> str:
-    query = request.GET.copy()
-    for position in ("after", "before"):
-        query.pop(position, None)
-    key = (stats_key, stats["computed_at"], query.urlencode())
-    html = _stats_fragments.get(key)
-    if html is None:
-        if len(_stats_fragments) >= 256:
-            _stats_fragments.clear()
-        html = render_to_string("attempts/_stats.html", {"stats": stats}, request)
-        _stats_fragments[key] = html
-    return html
 
 
 def is_partial(request: HttpRequest, target: str) -> bool:

@@ -30,14 +30,14 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-list-cold-"))
     db_path = Path(args.db or workdir / "bench.sqlite3").resolve()
     client = logged_in(db_path, workdir / "static", args.count)
-    from attempts import views
+    from attempts import fragments
 
     def timed(url: str, cold: bool, runs: int) -> list[float]:
         client.get(url)
         samples = []
         for _ in range(runs):
             if cold:
-                views._row_fragments.clear()
+                fragments._row_fragments.clear()
             started = time.perf_counter()
             assert client.get(url).status_code == 200
             samples.append((time.perf_counter() - started) * 1000)
