@@ -4,8 +4,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from attempts.paging import PAGE_SIZE
 from attempts.models import WebhookEvent
+from attempts.paging import PAGE_SIZE
 from attempts.webhooks import record_event
 
 
