@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from attempts import rows
 from attempts.models import TERMINAL_STATUSES, Attempt, Status, StatusChange, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -71,18 +72,30 @@ def merge(
     now = timezone.now()
     at = min(observation.at or now, now)
     with transaction.atomic():
-        attempt, created = Attempt.objects.get_or_create(
-            action_attempt_id=action_attempt_id,
-            defaults={"status": observation.status, "first_seen_at": at},
-        )
-        if not created:
-            attempt = Attempt.objects.select_for_update().get(pk=attempt.pk)
-        old_status = "" if created else attempt.status
+        # One locking read; a never-seen attempt is inserted once, with every field it gets.
+        attempt = rows.get_for_update(Attempt, "action_attempt_id", action_attempt_id)
+        if attempt is None:
+            attempt = _create(action_attempt_id, observation, source=source, at=at, now=now)
+            if attempt is not None:
+                rows.insert(
+                    StatusChange(
+                        attempt=attempt,
+                        from_status="",
+                        to_status=observation.status,
+                        source=source,
+                        event=event,
+                        at=now,
+                    )
+                )
+                return Merged(attempt, True, True, False)
+            # Another process inserted it first: merge into theirs.
+            attempt = rows.get_for_update(Attempt, "action_attempt_id", action_attempt_id)
+        old_status = attempt.status
         new_status = observation.status
         fields: set[str] = set()
         status_changed = conflict = False
 
-        if created or (old_status == Status.PENDING and new_status != Status.PENDING):
+        if old_status == Status.PENDING and new_status != Status.PENDING:
             attempt.status = new_status
             fields.add("status")
             if new_status in TERMINAL_STATUSES:
@@ -92,14 +105,16 @@ def merge(
         elif old_status in TERMINAL_STATUSES and new_status in TERMINAL_STATUSES:
             conflict = new_status != old_status
         if status_changed or conflict:
-            StatusChange.objects.create(
-                attempt=attempt,
-                from_status=old_status,
-                to_status=new_status,
-                source=source,
-                conflict=conflict,
-                event=event,
-                at=now,
+            rows.insert(
+                StatusChange(
+                    attempt=attempt,
+                    from_status=old_status,
+                    to_status=new_status,
+                    source=source,
+                    conflict=conflict,
+                    event=event,
+                    at=now,
+                )
             )
         if conflict:
             log.warning(
@@ -127,11 +142,35 @@ def merge(
             fields |= {"error", "result", "payload_fetched"}
         if source == "api":
             attempt.fetched_at = now
-        if created:
-            attempt.save()
-        elif fields:
-            attempt.save(update_fields=[*fields, "fetched_at", "updated_at"])
+        if fields:
+            rows.update(attempt, [*fields, "fetched_at", "updated_at"])
         elif source == "api":
             # Only the freshness mark moved: updated_at stays, so live pages are not re-sent it.
-            attempt.save(update_fields=["fetched_at"])
-    return Merged(attempt, created, status_changed, conflict)
+            rows.update(attempt, ["fetched_at"])
+    return Merged(attempt, False, status_changed, conflict)
+
+
+def _create(
+    action_attempt_id: str, observation: Observation, *, source: str, at: datetime, now: datetime
+) -> Attempt | None:
+    """Inserts a never-seen attempt; None when another process inserted it first."""
+    terminal = observation.status in TERMINAL_STATUSES
+    attempt = Attempt(
+        action_attempt_id=action_attempt_id,
+        status=observation.status,
+        action_type=observation.action_type,
+        workspace_id=observation.workspace_id,
+        first_seen_at=at,
+        ended_at=at if terminal else None,
+        fetched_at=now if source == "api" else None,
+    )
+    if observation.has_payload and terminal:
+        attempt.error = observation.error
+        attempt.result = observation.result
+        attempt.payload_fetched = True
+    try:
+        with transaction.atomic():
+            rows.insert(attempt)
+    except IntegrityError:
+        return None
+    return attempt
