@@ -222,6 +222,17 @@ class TestAttemptList:
         assert "badge pending" in stale_version  # rows are rendered once per version
         assert "badge error" in after and "jammed" in after
 
+    def test_it_sends_the_page_compressed_to_a_browser_that_accepts_it(self, operator):
+        for n in range(PAGE_SIZE):
+            add(f"aa{n}", minutes_ago=n)
+
+        plain = operator.get("/attempts/")
+        compressed = operator.get("/attempts/", headers={"Accept-Encoding": "gzip"})
+
+        assert compressed["Content-Encoding"] == "gzip"
+        assert len(compressed.content) * 4 < len(plain.content)
+        assert "Accept-Encoding" in compressed["Vary"]
+
     def test_it_links_the_csv_export_of_the_same_filters(self, operator):
         body = operator.get("/attempts/?status=error&q=aa&after=1_1").content.decode()
 
