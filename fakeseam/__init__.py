@@ -6,11 +6,12 @@
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from fakeseam.process import terminate, wait_listening
 
 HERE = Path(__file__).resolve().parent
 SERVER_JS = HERE / "node_modules" / "@seamapi" / "fake-seam-connect" / "dist" / "server.js"
@@ -49,26 +50,11 @@ class FakeSeam:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Seam's fake server exited with {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"Seam's fake server did not listen on {self.port} in {timeout} s")
+        wait_listening(self.process, self.port, "Seam's fake server", timeout)
+        return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout=5)
         self.http.close()
 
     def __enter__(self) -> "FakeSeam":

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from fakeseam import free_port
+from fakeseam.process import terminate
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -106,13 +107,7 @@ class Gunicorn:
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
     def __enter__(self) -> "Gunicorn":
         return self.start()

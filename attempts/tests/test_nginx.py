@@ -5,7 +5,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ from attempts.tests.proxy import CountingProxy
 from attempts.tests.servers import BASE_DIR, Gunicorn
 from attempts.tests.test_webhooks import SECRET, seam_event, signed_headers
 from fakeseam import API_KEY, free_port
+from fakeseam.process import terminate, wait_listening
 
 SAMPLE = BASE_DIR / "deploy" / "nginx.conf"
 PASSWORD = "correct horse battery staple"
@@ -90,26 +90,18 @@ class Nginx:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.errors()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"nginx did not listen in {timeout} s: {self.errors()}")
+        try:
+            wait_listening(self.process, self.https_port, "nginx", timeout)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}: {self.errors()}") from None
+        return self
 
     def errors(self) -> str:
         log = self.dir / "error.log"
         return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        terminate(self.process)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
