@@ -24,6 +24,7 @@ fi
 
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
+DEBUG= SECRET_KEY=check .venv/bin/python manage.py check
 DEBUG= SECRET_KEY=check .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
 
 echo "== tests on SQLite and the database cache"
