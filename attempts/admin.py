@@ -53,11 +53,12 @@ class CappedCountPaginator(Paginator):
 
 
 class LeanChangeList(ChangeList):
-    """Loads only the columns the list shows (`list_only`), never the payloads."""
+    """Loads only the columns the list shows (`list_only`, else `list_display`), never the
+    payloads."""
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.only(*self.model_admin.list_only)
+        return queryset.only(*(self.model_admin.list_only or self.model_admin.list_display))
 
 
 class CachedValuesFilter(admin.SimpleListFilter):
@@ -143,6 +144,7 @@ class Unchangeable:
 
 
 class ReadOnlyAdmin(Unchangeable, admin.ModelAdmin):
+    # The columns a list loads, where list_display names more than plain fields.
     list_only: tuple[str, ...] = ()
     # Search is an exact match on this (indexed) field: a substring search scans every row.
     exact_search_field = ""
@@ -186,13 +188,6 @@ class OperatorActionInline(ReadOnlyInline):
 @admin.register(Attempt)
 class AttemptAdmin(ReadOnlyAdmin):
     list_display = ["action_attempt_id", "action_type", "status", "first_seen_at", "ended_at"]
-    list_only = (
-        "action_attempt_id",
-        "action_type",
-        "status",
-        "first_seen_at",
-        "ended_at",
-    )
     list_filter = [ActionTypeFilter, "status", "payload_fetched", "first_seen_at"]
     # Matches the attempt_*newest_idx indexes.
     ordering = ["-first_seen_at", "-id"]

@@ -195,14 +195,12 @@ def list_page(
 
 
 def page_of(
-    querysets: QuerySet[Attempt] | list[QuerySet[Attempt]],
+    querysets: list[QuerySet[Attempt]],
     after: Cursor | None = None,
     before: Cursor | None = None,
     size: int = PAGE_SIZE,
 ) -> Page:
-    """A page of a queryset, or of the union of several (disjoint, each newest first)."""
-    if isinstance(querysets, QuerySet):
-        querysets = [querysets]
+    """A page of the union of several querysets (disjoint, each newest first)."""
     return paging.page_of(
         [qs.defer("result") for qs in querysets], "first_seen_at", after, before, size
     )

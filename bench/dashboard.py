@@ -161,16 +161,16 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     from django.db.models import Q
 
     from attempts.models import Attempt
-    from attempts.queries import filtered_attempts, page_of
+    from attempts.queries import filtered_attempts, list_page
 
     total = Attempt.objects.count()
     print(f"\n{total:,} attempts in {db_path} (SQLite), {args.runs} timed requests per page")
 
     qs = filtered_attempts({})
     started = time.perf_counter()
-    page = page_of(qs)
+    page = list_page({})
     for _ in range(998):
-        page = page_of(qs, after=page.older)
+        page = list_page({}, after=page.older)
     walk = time.perf_counter() - started
     page_1000 = f"/attempts/?after={page.older.encode()}"
     lock_errors = {"action_type": ["LOCK_DOOR"], "status": ["error"]}
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     plans = {
         "first page": qs.defer("result")[:51],
         "LOCK_DOOR + error": filtered_attempts(lock_errors).defer("result")[:51],
-        # What page_of() asks for the page after a cursor.
+        # What list_page() asks for the page after a cursor.
         "page 1,000": qs.filter(first_seen_at__lte=ts)
         .filter(Q(first_seen_at__lt=ts) | Q(id__lt=pk))
         .defer("result")[:51],
