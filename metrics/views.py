@@ -5,7 +5,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from metrics.gauges import DashboardCollector
 
@@ -23,7 +23,8 @@ def registry() -> CollectorRegistry:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus' text format, for `Authorization: Bearer <METRICS_TOKEN>`."""
+    """Prometheus' text format (0.0.4, which every Prometheus reads), for
+    `Authorization: Bearer <METRICS_TOKEN>`."""
     token = settings.METRICS_TOKEN
     if not token:
         raise Http404("METRICS_TOKEN is not set")
@@ -34,4 +35,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_PLAIN_0_0_4)
