@@ -87,9 +87,8 @@ def error_type(rule: Rule, now: datetime) -> list[Finding]:
     wanted = rule.error_type_list
     rows = (
         _ended(rule, now)
-        .filter(status=Status.ERROR)
+        .filter(status=Status.ERROR, error__type__in=wanted)
         .annotate(error_type=KT("error__type"))
-        .filter(error_type__in=wanted)
         .values_list("error_type")
         .annotate(n=Count("*"))
         .order_by()
