@@ -230,3 +230,26 @@ def test_a_notice_links_to_the_filtered_list(settings):
     message = hook.received[0]["message"]
     assert "https://ops.example.com/attempts/?action_type=LOCK_DOOR&status=error&last=1h" in message
     assert "Rule: Error rate" in message and "Since: " in message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_keeps_evaluating(settings):
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "PYTHONUNBUFFERED": "",  # as under cron or a service: each line must be flushed
+    }
+    run = subprocess.Popen(
+        [sys.executable, "manage.py", "check_alerts", "--every", "1"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [run.stdout.readline() for _ in range(2)]
+    finally:
+        run.terminate()
+        run.wait(10)
+    assert all(line.startswith("check_alerts outcome=ok") for line in lines), lines
