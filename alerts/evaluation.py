@@ -121,18 +121,19 @@ def apply(rule: Rule, found: dict[str, Finding], now: datetime, outcome: Outcome
         open_now = {i.scope: i for i in rule.incidents.filter(resolved_at__isnull=True)}
         for scope, finding in found.items():
             incident = open_now.get(scope)
+            figures = _figures(finding)
             if incident is None:
                 incident = Incident.objects.create(
-                    rule=rule, scope=scope, opened_at=now, updated_at=now, **_figures(finding)
+                    rule=rule, scope=scope, opened_at=now, updated_at=now, **figures
                 )
                 _notices(incident, Notice.Event.FIRING)
                 outcome.opened += 1
                 log.info("check_alerts rule=%r scope=%r incident=opened", rule.name, scope)
             else:
-                for name, value in _figures(finding).items():
+                for name, value in figures.items():
                     setattr(incident, name, value)
                 incident.updated_at = now
-                incident.save(update_fields=[*_figures(finding), "updated_at"])
+                incident.save(update_fields=[*figures, "updated_at"])
                 outcome.updated += 1
         for scope, incident in open_now.items():
             if scope not in found:

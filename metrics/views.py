@@ -1,3 +1,4 @@
+import hashlib
 import hmac
 import os
 
@@ -28,8 +29,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
     if not token:
         raise Http404("METRICS_TOKEN is not set")
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    given = request.headers.get("Authorization", "").encode()
+    # Digests of equal length: the comparison's time tells nothing, not even the token's length.
+    expected = hashlib.sha256(f"Bearer {token}".encode()).digest()
+    if not hmac.compare_digest(hashlib.sha256(given).digest(), expected):
         response = HttpResponse(
             "a bearer token is required\n", status=401, content_type="text/plain"
         )

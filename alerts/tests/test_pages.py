@@ -69,3 +69,17 @@ def test_gunicorn_refuses_to_start_with_a_malformed_alert_url():
         server.start()
     assert "alerts.E001" in str(refused.value)
     assert "tok3n-value" not in server.output()
+
+
+@pytest.mark.django_db
+def test_the_banner_names_a_few_and_counts_up_to_twenty(operator):
+    from alerts.models import Incident, Kind, Rule
+
+    rule = Rule.objects.get(kind=Kind.ERROR_RATE)
+    Incident.objects.bulk_create(
+        Incident(rule=rule, scope=f"TYPE_{i}", figure=50, threshold=25, summary="-", link="/")
+        for i in range(21)
+    )
+    page = operator.get("/attempts/").content.decode()
+    assert "20+ open incidents:" in page and ", …." in page
+    assert page.count("Error rate (TYPE_") == 5
