@@ -95,7 +95,8 @@ class Incident(models.Model):
     """A rule's condition holding for one scope (an action type, an error type, or everything),
     from the evaluation that saw it first to the first one that no longer did."""
 
-    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="incidents")
+    # A rule with incidents is disabled, not deleted: its history stays.
+    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="incidents")
     scope = models.CharField(max_length=100, blank=True)
     opened_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)

@@ -104,7 +104,7 @@ class Migration(migrations.Migration):
                 (
                     "rule",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
+                        on_delete=django.db.models.deletion.PROTECT,
                         related_name="incidents",
                         to="alerts.rule",
                     ),

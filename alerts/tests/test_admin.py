@@ -65,3 +65,18 @@ def test_incidents_and_notices_are_read_only(admin_client):
     assert admin_client.get("/admin/alerts/incident/add/").status_code == 403
     assert admin_client.get("/admin/alerts/notice/add/").status_code == 403
     assert admin_client.get("/admin/alerts/incident/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_rule_with_incidents_cannot_be_deleted_only_disabled(admin_client):
+    from alerts.evaluation import evaluate
+    from alerts.tests.test_check_alerts import ended
+    from attempts.models import Status
+
+    ended("LOCK_DOOR", Status.ERROR, 10)
+    evaluate()
+    rule = Rule.objects.get(kind=Kind.ERROR_RATE)
+    response = admin_client.post(f"/admin/alerts/rule/{rule.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 200
+    assert "<title>Cannot delete rule" in response.content.decode()
+    assert Rule.objects.filter(pk=rule.pk).exists()
