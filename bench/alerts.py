@@ -83,7 +83,9 @@ def load() -> None:
                 for i in range(base, min(base + 5000, start + args.count - events))
             )
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # As autovacuum leaves a loaded table: statistics, and PostgreSQL's visibility map, which
+        # lets a count read the index alone.
+        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
 
 
 def timed(fn, runs: int) -> tuple[float, float]:
