@@ -1,10 +1,26 @@
 """gunicorn's settings, read by `gunicorn dashboard.wsgi` from the working directory.
 
 Environment: GUNICORN_BIND (default 127.0.0.1:8000), WEB_CONCURRENCY (workers, default 2),
-GUNICORN_ACCESS_LOG (off by default: the app logs one line per request, with user and timing).
+GUNICORN_ACCESS_LOG (off by default: the app logs one line per request, with user and timing),
+PROMETHEUS_MULTIPROC_DIR (where workers keep their /metrics counts; default: a fresh temp dir).
 """
 
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# /metrics sums the counters of every worker: prometheus_client's multiprocess mode, set up here,
+# before the app (and prometheus_client) is imported. Counts start afresh with each instance.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _metrics_dir, _own_metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]), False
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+    for _stale in _metrics_dir.glob("*.db"):
+        _stale.unlink()
+else:
+    _metrics_dir, _own_metrics_dir = Path(tempfile.mkdtemp(prefix="dashboard-metrics-")), True
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -28,3 +44,29 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 access_log_format = (
     'time=%(t)s remote=%(h)s method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_ms=%(M)s'
 )
+
+
+def on_starting(server) -> None:
+    # A misconfiguration (a malformed ALERT_URLS entry, for one) stops the start, readably.
+    import django
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    django.setup()
+    try:
+        call_command("check")
+    except SystemCheckError as e:
+        server.log.error("%s", e)
+        sys.exit(1)
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

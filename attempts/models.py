@@ -72,6 +72,9 @@ class Attempt(models.Model):
                 fields=["action_type", "status", "-first_seen_at", "-id"],
                 name="attempt_type_status_newest_idx",
             ),
+            # The alert rules: attempts that ended in the last minutes, by type and status,
+            # read from the index alone.
+            models.Index(fields=["ended_at", "action_type", "status"], name="attempt_ended_idx"),
         ]
 
     def __str__(self) -> str:

@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from attempts import signals
+
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 500  # Seam's default and largest page of /action_attempts/list
@@ -181,11 +183,14 @@ class SeamClient:
             timeout = httpx.Timeout(
                 min(self.timeout.read, left), connect=min(self.timeout.connect, left)
             )
+            started = time.perf_counter()
             try:
                 response = self.http.post(path, json=body, timeout=timeout)
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}"
+                _answered(path, None, started)
             else:
+                _answered(path, response.status_code, started)
                 if response.status_code != 429 and response.status_code < 500:
                     return self._parse(path, response)
                 reason = f"HTTP {response.status_code}"
@@ -232,6 +237,18 @@ class SeamClient:
 
     def _clean(self, message: str) -> str:
         return message.replace(self._key, "[key]")
+
+
+def _answered(path: str, status_code: int | None, started: float) -> None:
+    if status_code is not None and status_code < 400:
+        outcome = "ok"
+    elif status_code is not None and status_code < 500 and status_code != 429:
+        outcome = "rejected"
+    else:
+        outcome = "failed"
+    signals.seam_request.send_robust(
+        sender=None, endpoint=path, outcome=outcome, duration=time.perf_counter() - started
+    )
 
 
 def retry_after(value: str | None) -> float | None:

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from attempts import rows
+from attempts import rows, signals
 from attempts.merge import Observation, merge
 from attempts.models import Source, Status, WebhookEvent
 
@@ -317,4 +317,5 @@ def seam_webhook(request: HttpRequest) -> JsonResponse:
         f" reason={_log_value(reason)}" if reason else "",
         (time.perf_counter() - started) * 1000,
     )
+    signals.webhook_delivery.send_robust(sender=None, outcome=outcome)
     return response

@@ -37,6 +37,15 @@ SEAM_POLL_SECONDS = env.int("SEAM_POLL_SECONDS", default=3)
 if SEAM_POLL_SECONDS < 1:
     raise ImproperlyConfigured("SEAM_POLL_SECONDS must be at least 1.")
 
+# Alerts: Apprise URLs that receive notices (none: alerts show in the dashboard only), the
+# default error-rate rule's threshold in percent, the public base URL for links in notices.
+# A malformed URL is refused by a system check (alerts.checks), never at sending time.
+ALERT_URLS = env.list("ALERT_URLS", default=[])
+ALERT_ERROR_RATE = env.float("ALERT_ERROR_RATE", default=25.0)
+DASHBOARD_URL = env.str("DASHBOARD_URL", default="").rstrip("/")
+# Bearer token for GET /metrics; unset: /metrics answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -48,6 +57,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "attempts",
+    "alerts",
+    "metrics",
 ]
 
 MIDDLEWARE = [
@@ -83,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "alerts.context.incident_banner",
             ],
         },
     },
@@ -204,5 +216,7 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # Apprise's own lines may quote a URL, token and all: alerts logs its own, token-free.
+        "apprise": {"level": "CRITICAL"},
     },
 }

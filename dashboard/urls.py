@@ -10,5 +10,7 @@ urlpatterns = [
     path("readyz", health.readyz),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("", include("alerts.urls")),
+    path("", include("metrics.urls")),
     path("", include("attempts.urls")),
 ]

@@ -13,6 +13,9 @@ echo "== the attempts list with its rendered-row cache warm and cold, same datab
 echo "== the audit admin's list pages at a million rows (SQLite), next to a stock ModelAdmin"
 .venv/bin/python bench/admin.py
 
+echo "== the alert rules' queries at a million attempts (SQLite), next to a lookup by id"
+.venv/bin/python bench/alerts.py
+
 echo "== sync_attempts: batched refresh against one Seam call per attempt (Seam's fake server)"
 .venv/bin/python bench/sync.py
 

@@ -35,11 +35,17 @@ if [ -z "$(setting SEAM_API_KEY)" ]; then
   echo "Demo mode: no SEAM_API_KEY, so Seam's fake server runs on $SEAM_API_URL."
   .venv/bin/python manage.py demo --fake-port "$fake_port" --dashboard-url http://127.0.0.1:8000 &
   pids+=($!)
+  demo=1
 fi
 
 .venv/bin/python manage.py migrate --noinput -v0
 .venv/bin/python manage.py collectstatic --noinput -v0
 .venv/bin/python manage.py ensure_operator
+if [ -n "${demo:-}" ]; then
+  # What cron does in production (README): evaluate the alert rules every minute.
+  .venv/bin/python manage.py check_alerts --every 60 &
+  pids+=($!)
+fi
 echo "Serving on http://127.0.0.1:8000 (Ctrl-C stops)"
 .venv/bin/gunicorn dashboard.wsgi --bind 127.0.0.1:8000 &
 pids+=($!)

@@ -8,6 +8,7 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v nginx >/dev/null || need_apt+=(nginx)
 command -v openssl >/dev/null || need_apt+=(openssl)  # the nginx test's TLS certificate
+command -v prometheus >/dev/null || need_apt+=(prometheus)  # /metrics scraped, promtool checks
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${need_apt[*]}"
   apt-get update -qq
