@@ -16,11 +16,13 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
+from playwright.sync_api import expect
 
 import dashboard.cache
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source, WebhookEvent
 from attempts.templatetags.attempt_tags import version
+from attempts.tests.browser import chromium
 from attempts.tests.faults import RedisServer, pending_connections, silent_server
 from attempts.tests.proxy import CountingProxy
 from attempts.tests.servers import Gunicorn
@@ -293,3 +295,34 @@ def test_a_hung_redis_costs_a_request_at_most_one_socket_timeout(fake_seam, reco
     assert WebhookEvent.objects.count() == len(operator.delivered) >= 3
     assert NOTICE in next(body for name, _, _, body in fault if name == "list")
     assert 1 <= output.count("cache outcome=unavailable") <= WORKERS, output[-3000:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_notice_leaves_open_pages_when_redis_is_back(fake_seam):
+    pending_attempts(fake_seam)
+    cookie = operator_cookie()
+    with RedisServer() as redis:
+        env = gunicorn_env(redis.url, fake_seam.url)
+        with Gunicorn(env=env, workers=WORKERS) as server, chromium() as browser:
+            context = browser.new_context()
+            context.add_cookies(
+                [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": server.url}]
+            )
+            refused: list[str] = []
+            context.on(
+                "console",
+                lambda m: "Content Security Policy" in m.text and refused.append(m.text),
+            )
+            redis.stop()
+            # The list polls for its rows; the events page has no poll but the notice's own.
+            pages = [context.new_page() for _ in range(2)]
+            for page, path in zip(pages, ["/attempts/", "/events/"], strict=True):
+                page.goto(f"{server.url}{path}")
+                expect(page.locator("#cache-notice")).to_contain_text(NOTICE)
+                page.evaluate("window.notReloaded = true")
+
+            redis.start()
+            for page in pages:
+                expect(page.locator("#cache-notice")).to_have_text("", timeout=30_000)
+                assert page.evaluate("window.notReloaded") is True
+    assert refused == []
