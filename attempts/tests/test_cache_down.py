@@ -135,8 +135,9 @@ class TestFailSoftCache:
 
 
 def operator_cookie() -> str:
+    """A staff operator's session: the admin's audit pages are logged-in pages too."""
     client = Client()
-    client.force_login(User.objects.create_user("operator"))
+    client.force_login(User.objects.create_user("operator", is_staff=True, is_superuser=True))
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
@@ -172,6 +173,8 @@ class Operator:
             ("attempts csv", "/attempts/export.csv", {}, []),
             ("events csv", "/events/export.csv", {}, []),
             ("notice", "/cache-notice/", htmx, []),
+            ("admin attempts", "/admin/attempts/attempt/", {}, []),
+            ("admin events", "/admin/attempts/webhookevent/", {}, []),
         ]
 
     def round(self) -> list[tuple[str, int, float, str]]:
