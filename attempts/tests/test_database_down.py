@@ -12,7 +12,7 @@ import sqlite3
 import statistics
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import httpx
 import pytest
@@ -20,11 +20,12 @@ from django.conf import settings
 from django.db import connection
 
 from attempts.models import WebhookEvent
-from attempts.tests.faults import Relay
+from attempts.tests.faults import Relay, silent_server
 from attempts.tests.servers import Gunicorn, test_database_url
 from attempts.tests.test_cache_down import operator_cookie, wait_until
 from attempts.tests.test_webhooks import SECRET, seam_event, signed_headers
 from attempts.webhooks import WRITE_WAIT_SECONDS
+from fakeseam import free_port
 
 POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 PAGES = ["/attempts/", "/attempts/poll/?v=1.1", "/events/", "/attempts/export.csv"]
@@ -166,4 +167,37 @@ def test_a_webhook_the_database_cannot_record_answers_503_with_retry_after(recor
     assert recorded.status_code == 200 and recorded.json()["recorded"] is True
     assert retried.status_code == 200 and retried.json()["recorded"] is False
     assert WebhookEvent.objects.count() == 1
+    assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fault", ["refused", "hung"])
+def test_pages_and_webhooks_answer_503_while_the_database_is_unreachable(fault):
+    """A PostgreSQL server that refuses connections, or accepts them and never answers (the
+    connection times out after 5 s): a readable 503 page, and a webhook 503 that Svix retries."""
+    with ExitStack() as stack:
+        if fault == "refused":
+            port, paths = free_port(), PAGES
+        else:
+            port, paths = stack.enter_context(silent_server()).getsockname()[1], PAGES[:1]
+        env = {
+            "DATABASE_URL": f"postgres://dashboard@127.0.0.1:{port}/dashboard",
+            "SEAM_WEBHOOK_SECRET": SECRET,
+        }
+        server = stack.enter_context(Gunicorn(env=env, workers=2))
+        # A session key of the right shape: loading it asks the database.
+        cookies = {settings.SESSION_COOKIE_NAME: "k" * 32}
+        http = httpx.Client(base_url=server.url, cookies=cookies)
+        stack.callback(http.close)
+        pages = [(path, http.get(path, timeout=30)) for path in paths]
+        webhook, seconds = deliver(server, json.dumps(seam_event()).encode())
+        output = server.output()
+
+    for path, response in pages:
+        assert response.status_code == 503, path
+        assert UNAVAILABLE in response.text, path
+        assert int(response.headers["Retry-After"]) > 0
+    assert webhook.status_code == 503 and int(webhook.headers["Retry-After"]) > 0
+    assert seconds < 10, seconds  # Svix gives up after 15 s
+    assert "event=database_unavailable" in output
     assert "Traceback" not in output, output[-3000:]
