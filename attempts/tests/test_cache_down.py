@@ -9,12 +9,14 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from io import StringIO
 
 import httpx
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.core.management import call_command
 from django.test import Client
 from playwright.sync_api import expect
 
@@ -132,6 +134,21 @@ class TestFailSoftCache:
         assert WebhookEvent.objects.count() == 1
         assert refused.status_code == 200 and "did not match" in refused.text
         assert login.status_code == 302 and login.url == "/attempts/"
+
+
+@pytest.mark.django_db
+def test_sync_attempts_catches_up_while_the_cache_is_down(settings, seam):
+    """Its overlap lock lives in the cache; overlapping runs are safe, so it runs without it."""
+    attempt = seam.lock_door()
+    seam.set_attempt(attempt["action_attempt_id"], "success", result={"ok": True})
+    merge(attempt["action_attempt_id"], Observation("pending"), source=Source.WEBHOOK)
+    with silent_server() as hung:
+        faulty_cache(settings, f"redis://127.0.0.1:{hung.getsockname()[1]}/0")
+        out, err = StringIO(), StringIO()
+        call_command("sync_attempts", stdout=out, stderr=err)
+    assert "attempts_ended=1 " in out.getvalue()
+    assert "running without the overlap lock" in err.getvalue()
+    assert Attempt.objects.get().status == "success"
 
 
 def operator_cookie() -> str:
