@@ -13,13 +13,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.db import DatabaseCache
 from django.db import DatabaseError, connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 
@@ -111,12 +112,20 @@ class FailSoftCache(BaseCache):
         if not self.health.may_call():
             return missing()
         backend = self.backend
+        sqlite = sqlite_table(backend)
+        started = time.monotonic()
         try:
-            with bounded_wait(backend):
+            with busy_timeout(sqlite, TABLE_WAIT_SECONDS) if sqlite else nullcontext():
                 answer = getattr(backend, name)(*args, **kwargs)
         except UNAVAILABLE as e:
             self.health.failed(e)
             return missing()
+        if sqlite and time.monotonic() - started >= TABLE_WAIT_SECONDS:
+            # Django's cache table drops a write it could not make, silently: the wait tells.
+            self.health.failed(
+                TimeoutError(f"the cache table stayed locked {TABLE_WAIT_SECONDS} s")
+            )
+            return answer
         self.health.answered()
         return answer
 
@@ -173,14 +182,14 @@ class FailSoftCache(BaseCache):
         pass
 
 
-def bounded_wait(backend: BaseCache) -> AbstractContextManager[None]:
-    """The cache table in SQLite waits for the write lock (held by a backup, a long prune) at
-    most TABLE_WAIT_SECONDS, as a Redis call waits at most its socket timeout."""
+def sqlite_table(backend: BaseCache) -> BaseDatabaseWrapper | None:
+    """The SQLite connection of a cache table: it waits for the write lock (held by a backup, a
+    long bulk write) at most TABLE_WAIT_SECONDS, as a Redis call waits at most its timeout."""
     if isinstance(backend, DatabaseCache):
         connection = connections[router.db_for_write(backend.cache_model_class)]
         if connection.vendor == "sqlite":
-            return busy_timeout(connection, TABLE_WAIT_SECONDS)
-    return nullcontext()
+            return connection
+    return None
 
 
 def _none() -> None:

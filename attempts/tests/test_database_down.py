@@ -19,20 +19,30 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from attempts.models import WebhookEvent
+from attempts.models import Attempt, WebhookEvent
+from attempts.templatetags.attempt_tags import version
 from attempts.tests.faults import Relay, silent_server
+from attempts.tests.proxy import CountingProxy
 from attempts.tests.servers import Gunicorn, test_database_url
-from attempts.tests.test_cache_down import operator_cookie, wait_until
+from attempts.tests.test_cache_down import (
+    FAULT_SECONDS,
+    INTERVAL,
+    LIST,
+    WORKERS,
+    operator_cookie,
+    pending_attempts,
+    wait_until,
+)
 from attempts.tests.test_webhooks import SECRET, seam_event, signed_headers
 from attempts.webhooks import WRITE_WAIT_SECONDS
-from fakeseam import free_port
+from fakeseam import API_KEY, free_port
 
 POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-PAGES = ["/attempts/", "/attempts/poll/?v=1.1", "/events/", "/attempts/export.csv"]
+PAGES = ["/attempts/", "/attempts/poll/?v=999999.1", "/events/", "/attempts/export.csv"]
 PAGES += ["/events/export.csv", "/attempts/aa_1/"]
 # With the database up: an attempt never recorded (and no Seam key) is a 404, and a poll with
 # nothing pending in view stops polling.
-ANSWERS = {"/attempts/aa_1/": 404, "/attempts/poll/?v=1.1": 286}
+ANSWERS = {"/attempts/aa_1/": 404, "/attempts/poll/?v=999999.1": 286}
 UNAVAILABLE = "The database is unavailable"
 
 
@@ -119,21 +129,52 @@ def database_fault(server_env: dict[str, str]) -> Iterator[tuple[dict[str, str],
         holder.close()
 
 
+def live_requests(http: httpx.Client, attempt: Attempt, seconds: float) -> list:
+    """A pending attempt's page and the list's poll, as open pages ask for them."""
+    answers = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        for path, params in (
+            (f"/attempts/{attempt.action_attempt_id}/", {}),
+            ("/attempts/poll/", {"v": f"{attempt.pk}.{version(attempt)}"}),
+        ):
+            started = time.monotonic()
+            response = http.get(path, params=params, headers={"HX-Request": "true"})
+            answers.append((path, response, time.monotonic() - started))
+    return answers
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_webhook_the_database_cannot_record_answers_503_with_retry_after(record_property):
+def test_a_webhook_the_database_cannot_record_answers_503_with_retry_after(
+    fake_seam, record_property
+):
+    (attempt,) = pending_attempts(fake_seam, 1)
     cookie = operator_cookie()
     body = json.dumps(seam_event()).encode()
-    with database_fault({"SEAM_WEBHOOK_SECRET": SECRET}) as (env, fault):
-        with Gunicorn(env=env, workers=2) as server:
+    with (
+        CountingProxy(fake_seam.url) as proxy,
+        database_fault(
+            {
+                "SEAM_WEBHOOK_SECRET": SECRET,
+                "SEAM_API_KEY": API_KEY,
+                "SEAM_API_URL": proxy.url,
+                "SEAM_POLL_SECONDS": str(INTERVAL),
+            }
+        ) as (env, fault),
+    ):
+        with Gunicorn(env=env, workers=WORKERS) as server:
             http = httpx.Client(
                 base_url=server.url, cookies={settings.SESSION_COOKIE_NAME: cookie}, timeout=30
             )
             assert http.get("/attempts/").status_code == 200
 
             fault.cut()
+            proxy.reset()
             refused, refused_seconds = deliver(server, body)
             pages = timed_pages(http)
+            live = live_requests(http, attempt, FAULT_SECONDS)
             readyz = httpx.get(f"{server.url}/readyz", timeout=30)
+            seam_calls = len(proxy.calls_to(LIST))
             stored_during = WebhookEvent.objects.count()
             fault.restore()
 
@@ -142,9 +183,10 @@ def test_a_webhook_the_database_cannot_record_answers_503_with_retry_after(recor
             retried, _ = deliver(server, body)
             output = server.output()
 
+    timings = figures([seconds for _, _, seconds in pages + live])
     record_property(
         "database_fault",
-        {"webhook_seconds": refused_seconds, **figures([seconds for _, _, seconds in pages])},
+        {"webhook_seconds": refused_seconds, **timings, "seam_calls": seam_calls},
     )
     assert refused.status_code == 503
     assert int(refused.headers["Retry-After"]) > 0
@@ -152,8 +194,9 @@ def test_a_webhook_the_database_cannot_record_answers_503_with_retry_after(recor
     # Svix gives up after 15 s: the 503 comes well before.
     assert refused_seconds < WRITE_WAIT_SECONDS + 5, refused_seconds
     assert stored_during == 0
+    assert seam_calls <= WORKERS * (FAULT_SECONDS / INTERVAL + 1), seam_calls
     if POSTGRES:
-        for path, response, seconds in pages:
+        for path, response, seconds in pages + live:
             assert response.status_code == 503, path
             assert UNAVAILABLE in response.text, path
             assert int(response.headers["Retry-After"]) > 0
@@ -163,7 +206,8 @@ def test_a_webhook_the_database_cannot_record_answers_503_with_retry_after(recor
         # Readers go on beside a held write lock (WAL); the cache table waits at most 1 s.
         statuses = [(path, r.status_code) for path, r, _ in pages]
         assert statuses == [(path, ANSWERS.get(path, 200)) for path in PAGES]
-        assert max(seconds for _, _, seconds in pages) < 5
+        assert {response.status_code for _, response, _ in live} == {200}
+        assert timings["max"] < 5, timings
     assert recorded.status_code == 200 and recorded.json()["recorded"] is True
     assert retried.status_code == 200 and retried.json()["recorded"] is False
     assert WebhookEvent.objects.count() == 1
