@@ -39,7 +39,7 @@ from fakeseam import API_KEY, free_port
 
 POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 PAGES = ["/attempts/", "/attempts/poll/?v=999999.1", "/events/", "/attempts/export.csv"]
-PAGES += ["/events/export.csv", "/attempts/aa_1/"]
+PAGES += ["/events/export.csv", "/attempts/aa_1/", "/accounts/login/"]
 # With the database up: an attempt never recorded (and no Seam key) is a 404, and a poll with
 # nothing pending in view stops polling.
 ANSWERS = {"/attempts/aa_1/": 404, "/attempts/poll/?v=999999.1": 286}
