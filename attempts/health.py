@@ -4,7 +4,11 @@ import secrets
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from attempts.views import login_required
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +26,11 @@ def _check_database() -> None:
 
 
 def _check_cache() -> None:
+    # The real cache, past the fail-soft wrapper that would hide its errors.
+    backend = getattr(cache, "backend", cache)
     token = secrets.token_hex(8)
-    cache.set("readyz", token, timeout=30)
-    if cache.get("readyz") is None:
+    backend.set("readyz", token, timeout=30)
+    if backend.get("readyz") is None:
         raise RuntimeError("the cache kept nothing")
 
 
@@ -47,3 +53,12 @@ def readyz(request: HttpRequest) -> HttpResponse:
     return HttpResponse(
         "\n".join(lines) + "\n", status=200 if ready else 503, content_type="text/plain"
     )
+
+
+@login_required
+@require_GET
+@never_cache
+def cache_notice(request: HttpRequest) -> HttpResponse:
+    """The notice "live refresh paused: the cache is unavailable", polled by itself while it is
+    shown, so that it leaves every page (even one without a live poll) when the cache is back."""
+    return render(request, "_cache_notice.html")

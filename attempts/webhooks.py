@@ -14,13 +14,20 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
@@ -31,6 +38,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from attempts import rows, signals
 from attempts.merge import Observation, merge
 from attempts.models import Source, Status, WebhookEvent
+from dashboard.sqlite import busy_timeout
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +140,20 @@ def is_known_type(event_type: str) -> bool:
 
 
 _write_turn_fds: dict[str, int] = {}
+# Svix gives up on a delivery after 15 s: a webhook that cannot have SQLite's write lock (a
+# backup, a long prune) within this answers 503 in time for Svix to retry it later.
+WRITE_WAIT_SECONDS = 5.0
+RETRY_AFTER_SECONDS = 10
 
 
 @contextmanager
-def sqlite_write_turn() -> Iterator[None]:
+def sqlite_write_turn(wait_seconds: float | None = None) -> Iterator[None]:
     """On SQLite, wait for the write lock on an OS file lock rather than SQLite's busy handler.
 
     SQLite's handler polls with sleeps of up to 100 ms, so under a burst the workers' writes
     go idle and starve one another; a blocked flock() wakes as soon as the lock is free.
+    With `wait_seconds`, the file lock and then SQLite's lock are waited for that long in all,
+    else OperationalError.
     """
     if connection.vendor != "sqlite":
         yield
@@ -148,19 +162,41 @@ def sqlite_write_turn() -> Iterator[None]:
     fd = _write_turn_fds.get(path)
     if fd is None:
         fd = _write_turn_fds[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    if wait_seconds is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        bounded: AbstractContextManager[None] = nullcontext()
+    else:
+        deadline = time.monotonic() + wait_seconds
+        _flock_until(fd, deadline)
+        bounded = busy_timeout(connection, deadline - time.monotonic())
     try:
-        yield
+        with bounded:
+            yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def record_event(payload: Any, svix_id: str = "") -> tuple[WebhookEvent, bool]:
+def _flock_until(fd: int, deadline: float) -> None:
+    # flock() cannot time out: retried every millisecond (a webhook's write takes a few).
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OperationalError("database is locked (waited for the write turn)") from None
+            time.sleep(0.001)
+
+
+def record_event(
+    payload: Any, svix_id: str = "", wait_seconds: float | None = None
+) -> tuple[WebhookEvent, bool]:
     """Record one verified event payload once, and merge an action attempt event into its attempt.
 
     Returns the event and whether it was new; an event_id already recorded (a retry, or the same
-    event from /events/list) changes nothing. Raises InvalidEvent for a payload it cannot record.
-    Safe when the same event arrives in several processes at once.
+    event from /events/list) changes nothing. Raises InvalidEvent for a payload it cannot record,
+    and OperationalError when the database is unreachable or (SQLite, with `wait_seconds`) its
+    write lock stays taken. Safe when the same event arrives in several processes at once.
     """
     if not isinstance(payload, dict):
         raise InvalidEvent("body is not a JSON object")
@@ -183,7 +219,7 @@ def record_event(payload: Any, svix_id: str = "") -> tuple[WebhookEvent, bool]:
         known_type=is_known_type(event_type),
     )
     try:
-        with sqlite_write_turn(), transaction.atomic():
+        with sqlite_write_turn(wait_seconds), transaction.atomic():
             # The insert comes first: a duplicate fails before anything else was written.
             rows.insert(event)
             if action_attempt_id:
@@ -299,14 +335,19 @@ def seam_webhook(request: HttpRequest) -> JsonResponse:
             event_type = _text(payload, "event_type", 255)
             event_id = _text(payload, "event_id", 255)
         try:
-            event, created = record_event(payload, svix_id=svix_id)
+            event, created = record_event(payload, svix_id, WRITE_WAIT_SECONDS)
         except InvalidEvent as e:
             raise Rejected(400, str(e)) from None
+        except (OperationalError, InterfaceError) as e:
+            # Nothing was committed: Svix retries on a 5xx, and the retry is recorded once.
+            raise Rejected(503, f"database unavailable ({type(e).__name__})") from None
         status, outcome = 200, "recorded" if created else "duplicate"
         response = JsonResponse({"ok": True, "event_id": event.event_id, "recorded": created})
     except Rejected as e:
         status, outcome, reason = e.status, "rejected", e.reason
         response = JsonResponse({"ok": False, "error": reason}, status=status)
+        if status == 503:
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     log.info(
         "webhook svix_id=%s event_type=%s event_id=%s outcome=%s status=%s%s duration_ms=%.1f",
         _log_value(svix_id),

@@ -1,4 +1,5 @@
-"""One log line per request, the Content-Security-Policy header, and the client's address."""
+"""One log line per request, the Content-Security-Policy header, the client's address, and a
+readable 503 while the database is unreachable."""
 
 import json
 import logging
@@ -6,7 +7,9 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 
 log = logging.getLogger("dashboard.request")
 
@@ -92,6 +95,38 @@ class RequestLogMiddleware:
             )
         )
         request._exception_logged = True  # type: ignore[attr-defined]
+
+
+class DatabaseUnavailableMiddleware:
+    """A page whose database is unreachable answers 503 with a page saying so, not a 500.
+
+    The page is rendered without the request: its context would ask the database again (the
+    session, the user).
+    """
+
+    RETRY_AFTER_SECONDS = 10
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        log.warning(
+            kv(
+                event="database_unavailable",
+                method=request.method,
+                path=request.path,
+                ip=client_ip(request),
+                error=type(exception).__name__,
+            )
+        )
+        response = HttpResponse(render_to_string("database_unavailable.html"), status=503)
+        response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
+        return response
 
 
 class SkipLoggedExceptions(logging.Filter):

@@ -64,6 +64,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so its one line per request times and sees everything, static files included.
     "dashboard.middleware.RequestLogMiddleware",
+    # Next, so its process_exception runs before the request line's: no traceback per request
+    # while the database is down.
+    "dashboard.middleware.DatabaseUnavailableMiddleware",
     # Pages and CSV exports compress well; Django's GZip pads its output against BREACH, and
     # masks the CSRF token per response.
     "django.middleware.gzip.GZipMiddleware",
@@ -94,6 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.cache.notice",
                 "alerts.context.incident_banner",
             ],
         },
@@ -119,21 +123,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests share the database between the test process, gunicorn and threads: a file, not memory.
     _name = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {"NAME": str(_name.with_name(f"test-{_name.name}"))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable server fails a request in seconds (a 503), well within Svix's 15 s.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 # Each worker keeps its connection: opening one (SQLite's pragmas included) cost more than
 # a webhook's whole write.
 DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 # The default cache lives in the database: every worker of the machine shares it, and its
-# add() is atomic, which the single-flight lock of the Seam refresh relies on.
+# add() is atomic, which the single-flight lock of the Seam refresh relies on. It is reached
+# through dashboard.cache.FailSoftCache: pages answer from the database while it is down.
 CACHES = {
-    "default": env.cache("CACHE_URL", default="dbcache://dashboard_cache"),
+    "default": {"BACKEND": "dashboard.cache.FailSoftCache", "LOCATION": "backend"},
+    "backend": env.cache("CACHE_URL", default="dbcache://dashboard_cache"),
 }
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-    # A Redis that stops answering fails a request (and /readyz) in seconds, not at the
-    # worker's timeout.
+if CACHES["backend"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A Redis that stops answering costs a request (and /readyz) one timeout of 2 s, not the
+    # worker's; the fail-soft cache then leaves it alone for a few seconds.
     for _option in ("socket_connect_timeout", "socket_timeout"):
-        CACHES["default"].setdefault("OPTIONS", {}).setdefault(_option, 2)
+        CACHES["backend"].setdefault("OPTIONS", {}).setdefault(_option, 2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

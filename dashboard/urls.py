@@ -8,6 +8,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/attempts/", permanent=False)),
     path("healthz", health.healthz),
     path("readyz", health.readyz),
+    path("cache-notice/", health.cache_notice, name="cache-notice"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("", include("alerts.urls")),

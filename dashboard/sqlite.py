@@ -1,0 +1,22 @@
+"""SQLite's busy timeout, shortened for a block where a long wait for the write lock is worse than
+a failure (a webhook that Svix will retry, a cache write that can be dropped)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+@contextmanager
+def busy_timeout(connection: BaseDatabaseWrapper, seconds: float) -> Iterator[None]:
+    """Waits at most `seconds` for SQLite's write lock within the block (then "database is
+    locked"), and restores the connection's usual timeout afterwards."""
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        (usual,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {int(usual)}")
