@@ -5,6 +5,7 @@ The tests' database must be reachable from the gunicorn workers, so use it from 
 """
 
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -18,11 +19,15 @@ from pathlib import Path
 import httpx
 from django.conf import settings
 from django.db import connection
+from psycopg import connect, sql
 
 from fakeseam import free_port
 from fakeseam.process import terminate
 
 BASE_DIR = Path(settings.BASE_DIR)
+# The local PostgreSQL server, on this machine as on CI, for tests that need PostgreSQL whichever
+# database the test run uses.
+POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
 
 
 @contextmanager
@@ -50,6 +55,37 @@ def test_database_url() -> str:
 
 
 test_database_url.__test__ = False  # a helper, not a test
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    """`manage.py` run as a deployer runs it, with `env` over the test run's environment."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """The URL of a migrated PostgreSQL database of the block's own, dropped after it."""
+    name = f"test_throwaway_{secrets.token_hex(6)}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    # FORCE ends its connections first: gunicorn's may outlive the block.
+    drop = sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+    with connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as server:
+        server.execute(create)
+        try:
+            url = f"{POSTGRES_SERVER}/{name}"
+            manage("migrate", "--noinput", env={"DATABASE_URL": url})
+            yield url
+        finally:
+            server.execute(drop)
 
 
 class Gunicorn:

@@ -2,9 +2,10 @@
 while the database cannot record a webhook, the webhook answers 503 with Retry-After (Svix
 retries) and pages a readable 503, never a 500 and never a 2xx for something not stored.
 
-Against real parts: gunicorn with two workers; on PostgreSQL, backends terminated with
-pg_terminate_backend and a TCP relay the test cuts; on SQLite, a write lock held by another
-connection past the webhook's wait.
+Against real parts: gunicorn with two workers; PostgreSQL backends terminated with
+pg_terminate_backend (on a throwaway PostgreSQL database when the test run uses SQLite); on
+PostgreSQL, a TCP relay the test cuts; on SQLite, a write lock held by another connection past the
+webhook's wait.
 """
 
 import json
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import httpx
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -23,7 +25,7 @@ from attempts.models import Attempt, WebhookEvent
 from attempts.templatetags.attempt_tags import version
 from attempts.tests.faults import Relay, silent_server
 from attempts.tests.proxy import CountingProxy
-from attempts.tests.servers import Gunicorn, test_database_url
+from attempts.tests.servers import Gunicorn, manage, test_database_url, throwaway_postgres
 from attempts.tests.test_cache_down import (
     FAULT_SECONDS,
     INTERVAL,
@@ -44,6 +46,8 @@ PAGES += ["/events/export.csv", "/attempts/aa_1/", "/accounts/login/"]
 # nothing pending in view stops polling.
 ANSWERS = {"/attempts/aa_1/": 404, "/attempts/poll/?v=999999.1": 286}
 UNAVAILABLE = "The database is unavailable"
+# operator_cookie() run by a process whose database is another one.
+LOGIN = "from attempts.tests.test_cache_down import operator_cookie; print(operator_cookie())"
 
 
 def deliver(server: Gunicorn, body: bytes) -> tuple[httpx.Response, float]:
@@ -67,9 +71,32 @@ def figures(seconds: list[float]) -> dict[str, float]:
     return {"requests": len(seconds), "p50": statistics.median(seconds), "max": max(seconds)}
 
 
-def terminate_backends() -> int:
-    """Ends every other connection to the test database, as a PostgreSQL restart would."""
-    with connection.cursor() as cursor:
+@pytest.fixture
+def postgres() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL database for gunicorn, and a logged-in operator's session cookie there: the
+    test database on PostgreSQL, else a throwaway one on the local PostgreSQL server."""
+    if POSTGRES:
+        yield test_database_url(), operator_cookie()
+        return
+    with throwaway_postgres() as url:
+        cookie = manage("shell", "-v0", "-c", LOGIN, env={"DATABASE_URL": url}).strip()
+        yield url, cookie
+
+
+@contextmanager
+def cursor_on(url: str) -> Iterator:
+    """A cursor on the database at `url`; on the test database, the test's own connection."""
+    if url == test_database_url():
+        with connection.cursor() as cursor:
+            yield cursor
+    else:
+        with psycopg.connect(url, autocommit=True) as other, other.cursor() as cursor:
+            yield cursor
+
+
+def terminate_backends(url: str) -> int:
+    """Ends every other connection to the database, as a PostgreSQL restart would."""
+    with cursor_on(url) as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -77,18 +104,23 @@ def terminate_backends() -> int:
         return sum(1 for (ended,) in cursor.fetchall() if ended)
 
 
-@pytest.mark.skipif(not POSTGRES, reason="SQLite has no server connections to drop")
+def webhook_events(url: str) -> int:
+    with cursor_on(url) as cursor:
+        cursor.execute("SELECT count(*) FROM attempts_webhookevent")
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.django_db(transaction=True)
-def test_it_replaces_connections_terminated_under_it(record_property):
-    cookie = operator_cookie()
-    env = {"SEAM_WEBHOOK_SECRET": SECRET}
+def test_it_replaces_connections_terminated_under_it(postgres, record_property):
+    url, cookie = postgres
+    env = {"DATABASE_URL": url, "SEAM_WEBHOOK_SECRET": SECRET}
     with Gunicorn(env=env, workers=2) as server:
         http = httpx.Client(
             base_url=server.url, cookies={settings.SESSION_COOKIE_NAME: cookie}, timeout=30
         )
         for _ in range(10):  # both workers keep a connection (CONN_MAX_AGE)
             assert http.get("/attempts/").status_code == 200
-        terminated = terminate_backends()
+        terminated = terminate_backends(url)
         after = timed_pages(http)
         webhook, _ = deliver(server, json.dumps(seam_event()).encode())
         output = server.output()
@@ -100,7 +132,7 @@ def test_it_replaces_connections_terminated_under_it(record_property):
         (path, ANSWERS.get(path, 200)) for path in PAGES
     ]
     assert webhook.status_code == 200 and webhook.json()["recorded"] is True
-    assert WebhookEvent.objects.count() == 1
+    assert webhook_events(url) == 1
     assert "Traceback" not in output, output[-3000:]
 
 
