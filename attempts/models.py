@@ -49,6 +49,8 @@ class Attempt(models.Model):
     action_type = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.JSONField(null=True, blank=True)
+    # The error's "type", as a column: the list filters and counts by it.
+    error_type = models.CharField(max_length=100, blank=True, default="")
     result = models.JSONField(null=True, blank=True)
     workspace_id = models.CharField(max_length=255, blank=True)
     first_seen_at = models.DateTimeField(default=timezone.now)
@@ -71,6 +73,10 @@ class Attempt(models.Model):
             models.Index(
                 fields=["action_type", "status", "-first_seen_at", "-id"],
                 name="attempt_type_status_newest_idx",
+            ),
+            # The list filtered by error type.
+            models.Index(
+                fields=["error_type", "-first_seen_at", "-id"], name="attempt_errtype_newest_idx"
             ),
         ]
 
@@ -163,3 +169,46 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.action_attempt_id}"
+
+
+class HourlyCount(models.Model):
+    """How many attempts first seen in an hour have this action type, status and error type
+    (empty unless an error's type is known). Kept by merge() in the same transaction as the
+    change it counts; `rebuild_rollups` recomputes it. Rows at zero stay."""
+
+    hour = models.DateTimeField()
+    action_type = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16)
+    error_type = models.CharField(max_length=100, blank=True)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "action_type", "status", "error_type"], name="hourlycount_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.action_type} {self.status} {self.error_type}"
+
+
+class HourlyResolution(models.Model):
+    """How many attempts first seen in an hour, of this action type, ended in this status after
+    a time to resolution in this bucket (attempts.rollups.EDGES_US)."""
+
+    hour = models.DateTimeField()
+    action_type = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16)
+    bucket = models.PositiveSmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "action_type", "status", "bucket"], name="hourlyresolution_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.action_type} {self.status} bucket {self.bucket}"
