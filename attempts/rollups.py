@@ -86,9 +86,13 @@ COUNT_KEY = ("hour", "action_type", "status", "error_type")
 RESOLUTION_KEY = ("hour", "action_type", "status", "bucket")
 
 
+@lru_cache(maxsize=1024)
+def _hour_param(vendor: str, hour: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(hour)
+
+
 def _params(key: tuple[Any, ...], n: int) -> list[Any]:
-    hour = connection.ops.adapt_datetimefield_value(key[0])
-    return [hour, *key[1:], n]
+    return [_hour_param(connection.vendor, key[0]), *key[1:], n]
 
 
 def add(counts: Counter, resolutions: Counter) -> None:
@@ -110,11 +114,16 @@ def moved(before: Keys | None, after: Keys) -> None:
     """Counts an attempt's change from the keys it had (None: new) to those it has."""
     if before == after:
         return
+    if before is None:
+        # A new attempt, the webhook's common case: one or two upserts, nothing to sort.
+        with connection.cursor() as cursor:
+            cursor.execute(_upsert_sql(HourlyCount, COUNT_KEY), _params(after[0], 1))
+            if after[1] is not None:
+                cursor.execute(_upsert_sql(HourlyResolution, RESOLUTION_KEY), _params(after[1], 1))
+        return
     counts: Counter = Counter()
     resolutions: Counter = Counter()
     for sign, pair in ((-1, before), (1, after)):
-        if pair is None:
-            continue
         counts[pair[0]] += sign
         if pair[1] is not None:
             resolutions[pair[1]] += sign

@@ -11,7 +11,13 @@ import logging
 
 from django.db import DatabaseError, migrations, transaction
 
-from attempts.search import SEARCHED, postgres_index, sqlite_drop_statements, sqlite_statements
+from attempts.search import (
+    SEARCHED,
+    WATERMARKS,
+    postgres_index,
+    sqlite_drop_statements,
+    sqlite_statements,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +25,9 @@ log = logging.getLogger(__name__)
 def create(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "sqlite":
+        schema_editor.execute(
+            f"CREATE TABLE {WATERMARKS} (name TEXT PRIMARY KEY, indexed_up_to INTEGER NOT NULL)"
+        )
         for table, column in SEARCHED:
             for statement in sqlite_statements(table, column):
                 schema_editor.execute(statement)
@@ -51,6 +60,8 @@ def drop(apps, schema_editor):
                 schema_editor.execute(statement)
         elif vendor == "postgresql":
             schema_editor.execute(f"DROP INDEX IF EXISTS {postgres_index(table, column)}")
+    if vendor == "sqlite":
+        schema_editor.execute(f"DROP TABLE IF EXISTS {WATERMARKS}")
 
 
 class Migration(migrations.Migration):

@@ -3,6 +3,7 @@ import io
 
 import pytest
 
+from attempts import search
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source, StatusChange, WebhookEvent
 from attempts.webhooks import record_event
@@ -125,3 +126,21 @@ class TestAnyPartOfAnId:
 
 def _escaped(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;")
+
+
+@pytest.mark.django_db
+class TestIndexCatchUp:
+    @pytest.mark.parametrize("catch_up_after", [0, 1000])
+    def test_rows_after_the_watermark_are_found_and_then_indexed(
+        self, admin_client, monkeypatch, catch_up_after
+    ):
+        monkeypatch.setattr(search, "CATCH_UP_AFTER", catch_up_after)
+        for n in range(5):
+            merge(f"aa-{n}-tail", Observation(status="pending"), source=Source.WEBHOOK)
+
+        for _ in range(2):  # before and after the tail is indexed (or scanned again)
+            response = admin_client.get("/attempts/?q=-tail")
+            assert len(response.context["page"].rows) == 5
+        StatusChange.objects.filter(attempt__action_attempt_id="aa-0-tail").delete()
+        Attempt.objects.filter(action_attempt_id="aa-0-tail").delete()
+        assert len(admin_client.get("/attempts/?q=-tail").context["page"].rows) == 4
