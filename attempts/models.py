@@ -171,44 +171,66 @@ class OperatorAction(models.Model):
         return f"{self.kind} {self.action_attempt_id}"
 
 
-class HourlyCount(models.Model):
-    """How many attempts first seen in an hour have this action type, status and error type
-    (empty unless an error's type is known). Kept by merge() in the same transaction as the
-    change it counts; `rebuild_rollups` recomputes it. Rows at zero stay."""
+class Rollup(models.Model):
+    """How many attempts first seen in a period (an hour, a day: `start` is its beginning) have
+    these values. Kept by merge() in the same transaction as the change it counts
+    (attempts/rollups.py); `rebuild_rollups` recomputes them. Rows at zero stay."""
 
-    hour = models.DateTimeField()
+    start = models.DateTimeField()
     action_type = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class CountRollup(Rollup):
+    """By action type, status and error type (empty unless an error's type is known)."""
+
     error_type = models.CharField(max_length=100, blank=True)
-    count = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
         constraints = [
             models.UniqueConstraint(
-                fields=["hour", "action_type", "status", "error_type"], name="hourlycount_key"
+                fields=["start", "action_type", "status", "error_type"], name="%(class)s_key"
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H}h {self.action_type} {self.status} {self.error_type}"
+        return f"{self.start:%Y-%m-%d %H}h {self.action_type} {self.status} {self.error_type}"
 
 
-class HourlyResolution(models.Model):
-    """How many attempts first seen in an hour, of this action type, ended in this status after
-    a time to resolution in this bucket (attempts.rollups.EDGES_US)."""
+class ResolutionRollup(Rollup):
+    """Ended attempts by action type, status and time to resolution's bucket
+    (attempts.rollups.EDGES_US)."""
 
-    hour = models.DateTimeField()
-    action_type = models.CharField(max_length=100, blank=True)
-    status = models.CharField(max_length=16)
     bucket = models.PositiveSmallIntegerField()
-    count = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
         constraints = [
             models.UniqueConstraint(
-                fields=["hour", "action_type", "status", "bucket"], name="hourlyresolution_key"
+                fields=["start", "action_type", "status", "bucket"], name="%(class)s_key"
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H}h {self.action_type} {self.status} bucket {self.bucket}"
+        return f"{self.start:%Y-%m-%d %H}h {self.action_type} {self.status} bucket {self.bucket}"
+
+
+class HourlyCount(CountRollup):
+    pass
+
+
+class DailyCount(CountRollup):
+    pass
+
+
+class HourlyResolution(ResolutionRollup):
+    pass
+
+
+class DailyResolution(ResolutionRollup):
+    pass

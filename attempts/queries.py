@@ -13,6 +13,7 @@ the partial hours at the edges of the range from the attempts themselves.
 import hashlib
 import json
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import product
 from typing import Any
 
@@ -20,13 +21,13 @@ from django import forms
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Substr
 from django.http import QueryDict
 from django.utils import timezone
 
 from attempts import paging, rollups, search
-from attempts.models import DOCUMENTED_ACTION_TYPES, Attempt, HourlyCount, Status
+from attempts.models import DOCUMENTED_ACTION_TYPES, Attempt, DailyCount, HourlyCount, Status
 from attempts.paging import (
     PAGE_SIZE,
     AnyChoiceField,
@@ -285,8 +286,8 @@ def whole_hours(filters: dict[str, Any], now: datetime) -> tuple[datetime | None
 
 
 def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]]:
-    """(action_type, status, count) of the attempts the filters select, exactly: whole hours
-    from the rollups, the partial hours at the range's edges from the attempts' index."""
+    """(action_type, status, count) of the attempts the filters select, exactly: whole days
+    and hours from the rollups, the partial hours at the range's edges from the attempts."""
     qs = filtered_attempts({**filters, "last": None}).order_by()
     if since := since_of(filters, now):
         qs = qs.filter(first_seen_at__gte=since)
@@ -296,12 +297,8 @@ def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]
     start, end = whole_hours(filters, now)
     if start is not None and end is not None and start >= end:
         return list(qs.values_list(*by_attempts).annotate(n=Count("id")))
-    hours = narrowed(HourlyCount.objects.all(), filters)
-    if start is not None:
-        hours = hours.filter(hour__gte=start)
-    if end is not None:
-        hours = hours.filter(hour__lt=end)
-    rows = list(hours.values_list(*by_attempts).annotate(n=Sum("count")).order_by())
+    narrow = partial(narrowed, filters=filters)
+    rows = rollups.summed(HourlyCount, DailyCount, narrow, start, end, tuple(by_attempts))
     edges = Q()
     if start is not None:
         edges |= Q(first_seen_at__lt=start)

@@ -7,6 +7,7 @@ places them.
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from attempts import rollups
 from attempts.fragments import URL_SAFE, detail_url_prefix
-from attempts.models import HourlyCount, HourlyResolution, Status
+from attempts.models import DailyCount, DailyResolution, HourlyCount, HourlyResolution, Status
 from attempts.queries import LAST_DELTAS, filtered_attempts, narrowed
 from attempts.templatetags.attempt_tags import duration
 
@@ -49,10 +50,11 @@ class Span:
             delta = LAST_DELTAS[filters.get("last") or DEFAULT_LAST]
             bounds.append(rollups.hour_of(now - delta) + rollups.HOUR)
         start = min(max(bounds), end)
-        step = rollups.HOUR if end - start <= HOURLY_UP_TO else timedelta(days=1)
-        if step != rollups.HOUR:
-            start = start.replace(hour=0)
-        return cls(start, end, step)
+        if end - start <= HOURLY_UP_TO:
+            return cls(start, end, rollups.HOUR)
+        # By whole days, the current one included.
+        last_day = rollups.day_of(end - rollups.HOUR)
+        return cls(rollups.day_of(start), last_day + rollups.DAY, rollups.DAY)
 
     def slots(self) -> list[datetime]:
         slots, at = [], self.start
@@ -61,9 +63,6 @@ class Span:
             at += self.step
         return slots
 
-    def slot_of(self, hour: datetime) -> datetime:
-        return hour if self.step == rollups.HOUR else hour.replace(hour=0)
-
 
 def label(at: datetime, step: timedelta) -> str:
     return at.strftime("%Y-%m-%d %H:00" if step == rollups.HOUR else "%Y-%m-%d")
@@ -71,16 +70,17 @@ def label(at: datetime, step: timedelta) -> str:
 
 def trend(filters: dict[str, Any], span: Span) -> dict[str, Any]:
     """Attempts per bar stacked by status, and the error rate of each bar."""
+    table = HourlyCount if span.step == rollups.HOUR else DailyCount
     rows = (
-        narrowed(HourlyCount.objects.all(), filters)
-        .filter(hour__gte=span.start, hour__lt=span.end)
-        .values_list("hour", "status")
+        narrowed(table.objects.all(), filters)
+        .filter(start__gte=span.start, start__lt=span.end)
+        .values_list("start", "status")
         .annotate(n=Sum("count"))
         .order_by()
     )
     per: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for hour, status, n in rows:
-        per[span.slot_of(hour)][status] += n
+    for start, status, n in rows:
+        per[start][status] += n
     slots = span.slots()
     tallest = max((sum(per[s].values()) for s in slots), default=0) or 1
     width = CHART_WIDTH / max(len(slots), 1)
@@ -127,14 +127,19 @@ def trend(filters: dict[str, Any], span: Span) -> dict[str, Any]:
 
 def top_errors(filters: dict[str, Any], span: Span, base: dict[str, Any]) -> list[dict[str, Any]]:
     """The commonest error types, each with a link to those attempts on the list."""
-    rows = (
-        narrowed(HourlyCount.objects.filter(status=Status.ERROR), filters)
-        .filter(hour__gte=span.start, hour__lt=span.end)
-        .values_list("error_type")
-        .annotate(n=Sum("count"))
-        .filter(n__gt=0)
-        .order_by("-n", "error_type")[:TOP_ERRORS]
-    )
+    errors_only = {**filters, "status": [Status.ERROR]}
+    by_type: dict[str, int] = defaultdict(int)
+    for error_type, n in rollups.summed(
+        HourlyCount,
+        DailyCount,
+        partial(narrowed, filters=errors_only),
+        span.start,
+        span.end,
+        ("error_type",),
+    ):
+        by_type[error_type] += n
+    rows = sorted(((k, n) for k, n in by_type.items() if n), key=lambda kv: (-kv[1], kv[0]))
+    rows = rows[:TOP_ERRORS]
     widest = max((n for _, n in rows), default=0) or 1
     out = []
     for error_type, n in rows:
@@ -155,19 +160,18 @@ def top_errors(filters: dict[str, Any], span: Span, base: dict[str, Any]) -> lis
 def resolution(filters: dict[str, Any], span: Span) -> list[dict[str, Any]]:
     """p50/p95/p99 of the time to resolution per action type, from summed buckets (the
     buckets know action type and status, not error type)."""
-    rows = (
-        narrowed(HourlyResolution.objects.all(), {**filters, "error_type": None})
-        .filter(hour__gte=span.start, hour__lt=span.end)
-        .values_list("action_type", "bucket")
-        .annotate(n=Sum("count"))
-        .order_by()
+    narrow = partial(narrowed, filters={**filters, "error_type": None})
+    rows = rollups.summed(
+        HourlyResolution, DailyResolution, narrow, span.start, span.end, ("action_type", "bucket")
     )
     per: dict[str, dict[int, int]] = defaultdict(dict)
     for action_type, bucket, n in rows:
-        if n:
-            per[action_type][bucket] = n
+        per[action_type][bucket] = per[action_type].get(bucket, 0) + n
     out = []
     for action_type, buckets in sorted(per.items(), key=lambda kv: -sum(kv[1].values())):
+        buckets = {b: n for b, n in buckets.items() if n}
+        if not buckets:
+            continue
         figures = {name: rollups.percentile(buckets, share) for share, name in SHARES}
         out.append(
             {

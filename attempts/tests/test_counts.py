@@ -10,7 +10,7 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from attempts.models import Attempt, HourlyCount
+from attempts.models import Attempt, DailyCount, HourlyCount
 from attempts.queries import counted, filtered_attempts, since_of
 
 TYPES = ["LOCK_DOOR", "UNLOCK_DOOR", "SET_HVAC_MODE", "CREATE_ACCESS_CODE", "NOT_A_TYPE"]
@@ -76,6 +76,7 @@ class TestCountsFromRollups:
         # The attempts' table answers only for the partial hours: wipe the rollups, and only
         # the edge hours are still counted.
         HourlyCount.objects.all().delete()
+        DailyCount.objects.all().delete()
         since = now - timedelta(days=20)
         rows = counted({"since": since, "until": None, "last": None}, now)
         start = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)

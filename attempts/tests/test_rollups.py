@@ -1,6 +1,7 @@
 import json
 import random
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -11,7 +12,16 @@ from django.db import connection
 
 from attempts import rollups
 from attempts.merge import Observation, merge
-from attempts.models import Attempt, HourlyCount, HourlyResolution, Source, Status, StatusChange
+from attempts.models import (
+    Attempt,
+    DailyCount,
+    DailyResolution,
+    HourlyCount,
+    HourlyResolution,
+    Source,
+    Status,
+    StatusChange,
+)
 from attempts.tests.servers import Gunicorn
 from attempts.tests.test_webhooks import SECRET, seam_event, signed_headers
 
@@ -20,15 +30,28 @@ ERRORS = ["device_offline", "lock_jammed", "hub_disconnected"]
 
 
 def snapshot() -> tuple[dict, dict]:
-    """The rollups as {key: count}, without the counters that went back to zero."""
+    """The hourly rollups as {key: count}, without the counters that went back to zero; the
+    daily ones checked to be their sums by day."""
     counts = {
-        (r.hour, r.action_type, r.status, r.error_type): r.count
+        (r.start, r.action_type, r.status, r.error_type): r.count
         for r in HourlyCount.objects.exclude(count=0)
     }
     resolutions = {
-        (r.hour, r.action_type, r.status, r.bucket): r.count
+        (r.start, r.action_type, r.status, r.bucket): r.count
         for r in HourlyResolution.objects.exclude(count=0)
     }
+    for hourly, model, last in (
+        (counts, DailyCount, "error_type"),
+        (resolutions, DailyResolution, "bucket"),
+    ):
+        by_day: Counter = Counter()
+        for key, n in hourly.items():
+            by_day[(key[0].replace(hour=0), *key[1:])] += n
+        daily = {
+            (r.start, r.action_type, r.status, getattr(r, last)): r.count
+            for r in model.objects.exclude(count=0)
+        }
+        assert daily == {k: n for k, n in by_day.items() if n}
     return counts, resolutions
 
 

@@ -2,14 +2,16 @@
 
 - Webhook events and status-history rows older than EVENT_RETENTION_DAYS (an event that a kept
   history row still names stays with it).
-- Ended attempts first seen before ATTEMPT_RETENTION_DAYS, counted back to a whole hour, with
+- Ended attempts first seen before ATTEMPT_RETENTION_DAYS, counted back to a whole day, with
   their history and events; operator actions keep their record, without the link.
 The hourly rollups stay, so trends outlive what is pruned (and `rebuild_rollups` keeps the
-hours before the oldest attempt). Each batch is its own short transaction, so webhooks keep
-landing between them. Every argument is checked before anything is deleted.
+days before the oldest attempt). Each batch is its own short transaction, so webhooks keep
+landing between them (it pauses after each). Every argument is checked before anything is deleted.
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -21,7 +23,10 @@ from django.utils import timezone
 from attempts import rollups
 from attempts.models import Attempt, OperatorAction, Status, StatusChange, WebhookEvent
 
-DEFAULT_BATCH = 1000
+DEFAULT_BATCH = 500
+# After each batch, a pause of at least this long and twice the batch's time: SQLite has one
+# writer at a time, and a webhook waiting for the lock must get it before the next batch does.
+MIN_PAUSE = 0.02
 
 
 def days_of(value: object, name: str) -> int | None:
@@ -66,9 +71,10 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be between 1 and 100000.")
         now = timezone.now()
         events_before = now - timedelta(days=event_days) if event_days else None
-        # A whole hour: every attempt of an hour goes, or none, so its rollups stay exact.
+        # A whole day: every attempt of a day goes, or none, so `rebuild_rollups` can tell the
+        # pruned days (before the oldest attempt) from the rest.
         attempts_before = (
-            rollups.hour_of(now - timedelta(days=attempt_days)) if attempt_days else None
+            rollups.day_of(now - timedelta(days=attempt_days)) if attempt_days else None
         )
         if attempts_before:
             pending = Attempt.objects.filter(
@@ -132,7 +138,7 @@ class Command(BaseCommand):
         )
         deleted = 0
         while batch := list(old.values_list("pk", flat=True)[:batch_size]):
-            with transaction.atomic():
+            with paced(), transaction.atomic():
                 StatusChange.objects.filter(attempt_id__in=batch).delete()
                 WebhookEvent.objects.filter(attempt_id__in=batch).delete()
                 OperatorAction.objects.filter(attempt_id__in=batch).update(attempt=None)
@@ -169,5 +175,12 @@ def old_events(before: datetime) -> QuerySet[WebhookEvent]:
 
 
 def deleted(qs: QuerySet) -> int:
-    with transaction.atomic():
+    with paced(), transaction.atomic():
         return qs.delete()[0]
+
+
+@contextmanager
+def paced() -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    time.sleep(max(MIN_PAUSE, 2 * (time.monotonic() - started)))
