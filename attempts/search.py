@@ -3,10 +3,10 @@
 SQLite: an FTS5 table with the trigram tokenizer beside the table. It is filled in batches, not
 row by row in the writer's transaction (that would add a third to a webhook's write): it
 indexes the rows up to a watermark, and a search also scans the few rows after it, by primary
-key, with instr(). Once that tail passes CATCH_UP_AFTER rows, a search first indexes it (SQLite
-serializes writers and AUTOINCREMENT never reuses an id, so no row can appear below the
-watermark). The search text is one quoted FTS5 string, so FTS5's query syntax (quotes, *, -,
-^, NEAR, OR) is just text.
+key, with instr(). Once that tail passes CATCH_UP_AFTER rows, a search first indexes a batch
+of it. (SQLite serializes writers and AUTOINCREMENT never reuses an id, so no row can appear
+below the watermark.) The search text is one quoted FTS5 string, so FTS5's query syntax
+(quotes, *, -, ^, NEAR, OR) is just text.
 PostgreSQL: a pg_trgm GIN index, which LIKE uses; Django escapes LIKE's % and _ in `contains`.
 Both are made by migration 0004.
 """
@@ -18,6 +18,9 @@ from django.db.models.expressions import RawSQL
 # Shorter text has no trigram: it is matched as a beginning instead.
 MIN_CONTAINS = 3
 CATCH_UP_AFTER = 5000
+# Rows indexed per catch-up: its write transaction stays well under a second, so webhooks
+# waiting for SQLite's write lock are not held up.
+CATCH_UP_ROWS = 20_000
 
 # (table, column) of each id that can be searched by any part.
 SEARCHED = [("attempts_attempt", "action_attempt_id"), ("attempts_webhookevent", "event_id")]
@@ -59,10 +62,11 @@ def last_id(table: str) -> int:
 
 
 def catch_up(table: str, column: str) -> int:
-    """Indexes the rows after the watermark (SQLite); returns the new watermark."""
+    """Indexes up to CATCH_UP_ROWS rows after the watermark (SQLite); returns the new one."""
     search = fts_table(table)
     with transaction.atomic(), connection.cursor() as cursor:
-        indexed, top = watermark(table), last_id(table)
+        indexed = watermark(table)
+        top = min(last_id(table), indexed + CATCH_UP_ROWS)
         cursor.execute(
             f"INSERT INTO {search}(rowid, {column}) "  # noqa: S608 - names only
             f"SELECT id, {column} FROM {table} WHERE id > %s AND id <= %s",
@@ -73,9 +77,11 @@ def catch_up(table: str, column: str) -> int:
 
 
 def catch_up_all() -> None:
+    """Indexes every row not indexed yet (SQLite), a batch at a time."""
     if connection.vendor == "sqlite":
         for table, column in SEARCHED:
-            catch_up(table, column)
+            while catch_up(table, column) < last_id(table):
+                pass
 
 
 def sqlite_statements(table: str, column: str) -> list[str]:

@@ -2,6 +2,7 @@ import csv
 import io
 
 import pytest
+from django.db import connection
 
 from attempts import search
 from attempts.merge import Observation, merge
@@ -144,3 +145,16 @@ class TestIndexCatchUp:
         StatusChange.objects.filter(attempt__action_attempt_id="aa-0-tail").delete()
         Attempt.objects.filter(action_attempt_id="aa-0-tail").delete()
         assert len(admin_client.get("/attempts/?q=-tail").context["page"].rows) == 4
+
+    def test_a_long_tail_is_indexed_a_batch_per_search(self, admin_client, monkeypatch):
+        monkeypatch.setattr(search, "CATCH_UP_AFTER", 2)
+        monkeypatch.setattr(search, "CATCH_UP_ROWS", 3)
+        for n in range(10):
+            merge(f"bb-{n}-long", Observation(status="pending"), source=Source.WEBHOOK)
+
+        for _ in range(4):
+            response = admin_client.get("/attempts/?q=-long")
+            assert len(response.context["page"].rows) == 10
+        if connection.vendor == "sqlite":
+            tail = search.last_id("attempts_attempt") - search.watermark("attempts_attempt")
+            assert tail <= search.CATCH_UP_AFTER
