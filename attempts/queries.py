@@ -6,8 +6,8 @@ pages through it with a cursor, the CSV export streams all of it.
 `q` matches an attempt id exactly, or else the ids that contain it (3 characters or more,
 through the trigram index of attempts/search.py) or start with it (shorter).
 
-The counts above the list read whole hours from the hourly rollups (attempts/rollups.py) and only
-the partial hours at the edges of the range from the attempts themselves.
+The counts above the list read whole days and hours from the rollups (attempts/rollups.py), and
+only the partial hours at the edges of the range from the attempts themselves.
 """
 
 import hashlib
@@ -174,7 +174,7 @@ def id_matches(q: str) -> Q:
 
 
 def narrowed(qs: QuerySet, filters: dict[str, Any]) -> QuerySet:
-    """Attempts, or their hourly counts, of the filters' action types, statuses and error types."""
+    """Attempts, or their rollups, of the filters' action types, statuses and error types."""
     if filters.get("action_type"):
         qs = qs.filter(action_type__in=filters["action_type"])
     if filters.get("status"):
@@ -299,13 +299,14 @@ def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]
         return list(qs.values_list(*by_attempts).annotate(n=Count("id")))
     narrow = partial(narrowed, filters=filters)
     rows = rollups.summed(HourlyCount, DailyCount, narrow, start, end, tuple(by_attempts))
-    edges = Q()
-    if start is not None:
-        edges |= Q(first_seen_at__lt=start)
-    if end is not None:
-        edges |= Q(first_seen_at__gte=end)
-    if start is not None or end is not None:
-        rows += qs.filter(edges).values_list(*by_attempts).annotate(n=Count("id"))
+    # Each edge as one index range with exactly two bounds: given more (or an OR of both
+    # edges), SQLite reads the whole range of the filters instead.
+    anytime = filtered_attempts({**filters, "last": None, "since": None, "until": None})
+    edges = [] if start is None else [(since, start)]
+    edges += [] if end is None else [(end, filters["until"])]
+    for lo, hi in edges:
+        edge = anytime.order_by().filter(first_seen_at__gte=lo, first_seen_at__lt=hi)
+        rows += edge.values_list(*by_attempts).annotate(n=Count("id"))
     return rows
 
 
