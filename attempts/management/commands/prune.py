@@ -23,7 +23,7 @@ from django.utils import timezone
 from attempts import rollups
 from attempts.models import Attempt, OperatorAction, Status, StatusChange, WebhookEvent
 
-DEFAULT_BATCH = 500
+DEFAULT_BATCH = 200
 # After each batch, a pause of at least this long and twice the batch's time: SQLite has one
 # writer at a time, and a webhook waiting for the lock must get it before the next batch does.
 MIN_PAUSE = 0.02
