@@ -187,7 +187,9 @@ def report(filters: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     now = timezone.now()
     span = Span.of(filters, now)
     pending = []
-    if not filters.get("status") or Status.PENDING in filters["status"]:
+    # A pending attempt has no error yet, so an error type filter leaves none.
+    wanted = not filters.get("status") or Status.PENDING in filters["status"]
+    if wanted and not filters.get("error_type"):
         # However old: a pending attempt from before the range is the one to look at first.
         anytime = {"last": None, "since": None, "until": None, "q": None}
         oldest = (
