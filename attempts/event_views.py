@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from attempts import paging
+from attempts import paging, search
 from attempts.models import Attempt, WebhookEvent
 from attempts.paging import AnyChoiceField, Cursor, Page, PagedFilterForm, distinct_values
 from attempts.webhooks import DOCUMENTED_ACTION_ATTEMPT_EVENTS
@@ -43,9 +43,13 @@ def filtered_events(filters: dict[str, Any]) -> QuerySet[WebhookEvent]:
     if filters.get("event_type"):
         qs = qs.filter(event_type__in=filters["event_type"])
     if q := filters.get("q"):
-        # An event id, or the id of the attempt it concerns: two index lookups, no join.
+        # An event id or any part of one (3 characters or more), or the id of the attempt it
+        # concerns: index lookups, no join.
         attempt_pk = Attempt.objects.filter(action_attempt_id=q).values_list("pk", flat=True)
-        qs = qs.filter(Q(event_id=q) | Q(attempt_id__in=list(attempt_pk)))
+        by_id = Q(event_id=q)
+        if len(q) >= search.MIN_CONTAINS:
+            by_id = search.contains(WebhookEvent, "event_id", q)
+        qs = qs.filter(by_id | Q(attempt_id__in=list(attempt_pk)))
     return qs.order_by("-received_at", "-id")
 
 

@@ -109,7 +109,7 @@ def attempt_rows(qs: QuerySet) -> Iterator[tuple[Any, ...]]:
         "status",
         "first_seen_at",
         "ended_at",
-        KT("error__type"),
+        "error_type",
         KT("error__message"),
         as_text("result"),
         "workspace_id",

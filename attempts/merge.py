@@ -4,7 +4,9 @@ Webhooks, API fetches and operator actions all call `merge()`. The rules:
 - `pending` may become `success` or `error`;
 - a terminal status is final: a later `pending` is stale news and ignored, and a second,
   different terminal status is recorded in the history as a conflict but not applied;
-- the error or result of a terminal attempt, which only the API gives, fills in what is missing.
+- the error or result of a terminal attempt, which only the API gives, fills in what is missing,
+  and the error's type with it.
+Every change is counted in the hourly rollups (attempts.rollups) in the same transaction.
 """
 
 import logging
@@ -15,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from attempts import rows
+from attempts import rollups, rows
 from attempts.models import TERMINAL_STATUSES, Attempt, Status, StatusChange, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -87,9 +89,11 @@ def merge(
                         at=now,
                     )
                 )
+                rollups.moved(None, rollups.keys(attempt))
                 return Merged(attempt, True, True, False)
             # Another process inserted it first: merge into theirs.
             attempt = rows.get_for_update(Attempt, "action_attempt_id", action_attempt_id)
+        counted = rollups.keys(attempt)
         old_status = attempt.status
         new_status = observation.status
         fields: set[str] = set()
@@ -137,13 +141,15 @@ def merge(
             and not attempt.payload_fetched
         ):
             attempt.error = observation.error
+            attempt.error_type = error_type_of(observation.error)
             attempt.result = observation.result
             attempt.payload_fetched = True
-            fields |= {"error", "result", "payload_fetched"}
+            fields |= {"error", "error_type", "result", "payload_fetched"}
         if source == "api":
             attempt.fetched_at = now
         if fields:
             rows.update(attempt, [*fields, "fetched_at", "updated_at"])
+            rollups.moved(counted, rollups.keys(attempt))
         elif source == "api":
             # Only the freshness mark moved: updated_at stays, so live pages are not re-sent it.
             rows.update(attempt, ["fetched_at"])
@@ -166,6 +172,7 @@ def _create(
     )
     if observation.has_payload and terminal:
         attempt.error = observation.error
+        attempt.error_type = error_type_of(observation.error)
         attempt.result = observation.result
         attempt.payload_fetched = True
     try:
@@ -174,3 +181,9 @@ def _create(
     except IntegrityError:
         return None
     return attempt
+
+
+def error_type_of(error: Any) -> str:
+    """The error's "type" as Seam names it ("device_offline"), or "" when it names none."""
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind[: Attempt._meta.get_field("error_type").max_length] if isinstance(kind, str) else ""

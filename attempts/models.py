@@ -49,6 +49,8 @@ class Attempt(models.Model):
     action_type = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.JSONField(null=True, blank=True)
+    # The error's "type", as a column: the list filters and counts by it.
+    error_type = models.CharField(max_length=100, blank=True, default="")
     result = models.JSONField(null=True, blank=True)
     workspace_id = models.CharField(max_length=255, blank=True)
     first_seen_at = models.DateTimeField(default=timezone.now)
@@ -61,8 +63,12 @@ class Attempt(models.Model):
 
     class Meta:
         indexes = [
-            # The unfiltered list, newest first, and its keyset cursor (first_seen_at, id).
-            models.Index(fields=["-first_seen_at", "-id"], name="attempt_newest_idx"),
+            # The unfiltered list, newest first, and its keyset cursor (first_seen_at, id); the
+            # columns after them let the counts of a partial hour read the index alone.
+            models.Index(
+                fields=["-first_seen_at", "-id", "action_type", "status", "error_type"],
+                name="attempt_newest_idx",
+            ),
             # The list filtered by status (and the pending attempts the refresh looks for).
             models.Index(
                 fields=["status", "-first_seen_at", "-id"], name="attempt_status_newest_idx"
@@ -75,6 +81,10 @@ class Attempt(models.Model):
             # The alert rules: attempts that ended in the last minutes, by type and status,
             # read from the index alone.
             models.Index(fields=["ended_at", "action_type", "status"], name="attempt_ended_idx"),
+            # The list filtered by error type.
+            models.Index(
+                fields=["error_type", "-first_seen_at", "-id"], name="attempt_errtype_newest_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -166,3 +176,68 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.action_attempt_id}"
+
+
+class Rollup(models.Model):
+    """How many attempts first seen in a period (an hour, a day: `start` is its beginning) have
+    these values. Kept by merge() in the same transaction as the change it counts
+    (attempts/rollups.py); `rebuild_rollups` recomputes them. Rows at zero stay."""
+
+    start = models.DateTimeField()
+    action_type = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class CountRollup(Rollup):
+    """By action type, status and error type (empty unless an error's type is known)."""
+
+    error_type = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["start", "action_type", "status", "error_type"], name="%(class)s_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H}h {self.action_type} {self.status} {self.error_type}"
+
+
+class ResolutionRollup(Rollup):
+    """Ended attempts by action type, status and time to resolution's bucket
+    (attempts.rollups.EDGES_US)."""
+
+    bucket = models.PositiveSmallIntegerField()
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["start", "action_type", "status", "bucket"], name="%(class)s_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H}h {self.action_type} {self.status} bucket {self.bucket}"
+
+
+class HourlyCount(CountRollup):
+    pass
+
+
+class DailyCount(CountRollup):
+    pass
+
+
+class HourlyResolution(ResolutionRollup):
+    pass
+
+
+class DailyResolution(ResolutionRollup):
+    pass

@@ -3,13 +3,17 @@
 `filtered_attempts()` turns valid filters into the one ordered queryset (newest first): the list
 pages through it with a cursor, the CSV export streams all of it.
 
-`q` matches an attempt id exactly, or else the ids that start with it: a prefix is what an
-operator pastes from a ticket, and unlike a substring it can use the id's unique index.
+`q` matches an attempt id exactly, or else the ids that contain it (3 characters or more,
+through the trigram index of attempts/search.py) or start with it (shorter).
+
+The counts above the list read whole days and hours from the rollups (attempts/rollups.py), and
+only the partial hours at the edges of the range from the attempts themselves.
 """
 
 import hashlib
 import json
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import product
 from typing import Any
 
@@ -22,8 +26,8 @@ from django.db.models.functions import Substr
 from django.http import QueryDict
 from django.utils import timezone
 
-from attempts import paging
-from attempts.models import DOCUMENTED_ACTION_TYPES, Attempt, Status
+from attempts import paging, rollups, search
+from attempts.models import DOCUMENTED_ACTION_TYPES, Attempt, DailyCount, HourlyCount, Status
 from attempts.paging import (
     PAGE_SIZE,
     AnyChoiceField,
@@ -51,15 +55,29 @@ LAST_DELTAS = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-FILTER_KEYS = ("action_type", "status", "q", "last", "since", "until")
+FILTER_KEYS = ("action_type", "status", "error_type", "q", "last", "since", "until")
 
 
 def action_types_ever_recorded() -> list[str]:
     return distinct_values(Attempt, "action_type", "attempts:action-types", TYPES_SECONDS)
 
 
+def error_types_ever_recorded() -> list[str]:
+    return distinct_values(Attempt, "error_type", "attempts:error-types", TYPES_SECONDS)
+
+
 class AttemptFilterForm(PagedFilterForm):
-    field_order = ["action_type", "status", "q", "last", "since", "until", "after", "before"]
+    field_order = [
+        "action_type",
+        "status",
+        "error_type",
+        "q",
+        "last",
+        "since",
+        "until",
+        "after",
+        "before",
+    ]
 
     action_type = AnyChoiceField(
         max_length=100, required=False, widget=forms.CheckboxSelectMultiple
@@ -67,6 +85,7 @@ class AttemptFilterForm(PagedFilterForm):
     status = forms.MultipleChoiceField(
         choices=Status.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
+    error_type = AnyChoiceField(max_length=100, required=False, widget=forms.CheckboxSelectMultiple)
     last = forms.ChoiceField(choices=LAST_CHOICES, required=False)
     since = forms.DateTimeField(
         required=False,
@@ -81,6 +100,7 @@ class AttemptFilterForm(PagedFilterForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.offer("action_type", set(DOCUMENTED_ACTION_TYPES) | set(action_types_ever_recorded()))
+        self.offer("error_type", set(error_types_ever_recorded()))
 
     def clean(self) -> dict[str, Any]:
         since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
@@ -108,7 +128,7 @@ class AttemptFilterForm(PagedFilterForm):
         picked: dict[str, Any] = {
             name: data.get(name, "") for name in ("q", "since", "until", "stuck_minutes")
         }
-        for name in ("action_type", "status", "last"):
+        for name in ("action_type", "status", "error_type", "last"):
             picked[name] = options(name)
             picked[f"{name}_count"] = sum(c["checked"] for c in picked[name])
         return picked
@@ -134,9 +154,12 @@ BROAD_PREFIX = 5000
 
 
 def id_matches(q: str) -> Q:
-    """Exactly this id if recorded, else the ids starting with it."""
+    """Exactly this id if recorded, else the ids containing it (or, shorter than a trigram,
+    starting with it)."""
     if Attempt.objects.filter(action_attempt_id=q).exists():
         return Q(action_attempt_id=q)
+    if len(q) >= search.MIN_CONTAINS:
+        return search.contains(Attempt, "action_attempt_id", q)
     match = Q(action_attempt_id__startswith=q)
     if connection.vendor != "sqlite":
         return match  # PostgreSQL weighs the prefix against the order itself, from statistics
@@ -150,13 +173,20 @@ def id_matches(q: str) -> Q:
     return Q(id_prefix=q)
 
 
-def filtered_attempts(filters: dict[str, Any]) -> QuerySet[Attempt]:
-    """Every attempt the filters select, newest first (by first_seen_at, then id)."""
-    qs = Attempt.objects.all()
+def narrowed(qs: QuerySet, filters: dict[str, Any]) -> QuerySet:
+    """Attempts, or their rollups, of the filters' action types, statuses and error types."""
     if filters.get("action_type"):
         qs = qs.filter(action_type__in=filters["action_type"])
     if filters.get("status"):
         qs = qs.filter(status__in=filters["status"])
+    if filters.get("error_type"):
+        qs = qs.filter(error_type__in=filters["error_type"])
+    return qs
+
+
+def filtered_attempts(filters: dict[str, Any]) -> QuerySet[Attempt]:
+    """Every attempt the filters select, newest first (by first_seen_at, then id)."""
+    qs = narrowed(Attempt.objects.all(), filters)
     if since := since_of(filters):
         qs = qs.filter(first_seen_at__gte=since)
     if filters.get("until"):
@@ -180,6 +210,13 @@ def list_page(
     """One page of the filtered list. Several types or statuses would make the database sort
     every matching row; instead each (type, status) pair reads its own index range in order,
     at most one page of it, and the pages are merged."""
+    if filters.get("error_type"):
+        # Each error type reads its own range of the error-type index.
+        kinds = filters["error_type"]
+        if len(kinds) == 1 or len(kinds) > MAX_MERGED or filters.get("q"):
+            return page_of([filtered_attempts(filters)], after, before, size)
+        querysets = [filtered_attempts({**filters, "error_type": [k]}) for k in kinds]
+        return page_of(querysets, after, before, size)
     types = filters.get("action_type") or [None]
     statuses = filters.get("status") or (Status.values if filters.get("action_type") else [None])
     pairs = list(product(types, statuses))
@@ -238,11 +275,46 @@ def attempt_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]
 BAR_WIDTH = 200
 
 
+def whole_hours(filters: dict[str, Any], now: datetime) -> tuple[datetime | None, datetime | None]:
+    """The whole hours within the filters' time range, as [start, end) (None: unbounded)."""
+    since, until = since_of(filters, now), filters.get("until")
+    start = rollups.hour_of(since) if since else None
+    if start is not None and start < since:
+        start += rollups.HOUR
+    end = rollups.hour_of(until) if until else None
+    return start, end
+
+
+def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]]:
+    """(action_type, status, count) of the attempts the filters select, exactly: whole days
+    and hours from the rollups, the partial hours at the range's edges from the attempts."""
+    qs = filtered_attempts({**filters, "last": None}).order_by()
+    if since := since_of(filters, now):
+        qs = qs.filter(first_seen_at__gte=since)
+    by_attempts = ["action_type", "status"]
+    if filters.get("q"):
+        return list(qs.values_list(*by_attempts).annotate(n=Count("id")))
+    start, end = whole_hours(filters, now)
+    if start is not None and end is not None and start >= end:
+        return list(qs.values_list(*by_attempts).annotate(n=Count("id")))
+    narrow = partial(narrowed, filters=filters)
+    rows = rollups.summed(HourlyCount, DailyCount, narrow, start, end, tuple(by_attempts))
+    # Each edge as one index range with exactly two bounds: given more (or an OR of both
+    # edges), SQLite reads the whole range of the filters instead.
+    anytime = filtered_attempts({**filters, "last": None, "since": None, "until": None})
+    edges = [] if start is None else [(since, start)]
+    edges += [] if end is None else [(end, filters["until"])]
+    for lo, hi in edges:
+        edge = anytime.order_by().filter(first_seen_at__gte=lo, first_seen_at__lt=hi)
+        rows += edge.values_list(*by_attempts).annotate(n=Count("id"))
+    return rows
+
+
 def compute_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]:
     now = timezone.now()
     qs = filtered_attempts(filters).order_by()
     counts: dict[str, dict[str, int]] = {}
-    for action_type, status, n in qs.values_list("action_type", "status").annotate(n=Count("id")):
+    for action_type, status, n in counted(filters, now):
         counts.setdefault(action_type, {}).setdefault(status, 0)
         counts[action_type][status] += n
     stuck_before = now - timedelta(minutes=stuck_minutes)

@@ -33,6 +33,11 @@ HTTPS_ONLY = env.bool("HTTPS_ONLY", default=BEHIND_PROXY)
 SEAM_API_KEY = env.str("SEAM_API_KEY", default="")
 SEAM_API_URL = env.str("SEAM_API_URL", default="https://connect.getseam.com").rstrip("/")
 SEAM_WEBHOOK_SECRET = env.str("SEAM_WEBHOOK_SECRET", default="")
+# Retention for `manage.py prune`, in days; empty keeps everything. Checked by the command,
+# which refuses a bad value before deleting anything.
+EVENT_RETENTION_DAYS = env.str("EVENT_RETENTION_DAYS", default="")
+ATTEMPT_RETENTION_DAYS = env.str("ATTEMPT_RETENTION_DAYS", default="")
+
 SEAM_POLL_SECONDS = env.int("SEAM_POLL_SECONDS", default=3)
 if SEAM_POLL_SECONDS < 1:
     raise ImproperlyConfigured("SEAM_POLL_SECONDS must be at least 1.")
@@ -59,6 +64,7 @@ INSTALLED_APPS = [
     "attempts",
     "alerts",
     "metrics",
+    "insights",
 ]
 
 MIDDLEWARE = [

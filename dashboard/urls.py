@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("", include("metrics.urls")),
     path("", include("attempts.urls")),
+    path("", include("insights.urls")),
 ]

@@ -10,6 +10,9 @@ mkdir -p bench/results
 echo "== the attempts list with its rendered-row cache warm and cold, same database"
 .venv/bin/python bench/list_cold.py --db bench/results/attempts-1m.sqlite3
 
+echo "== at scale: list, counts, id search, insights, CSV, webhooks during prune (SQLite, PostgreSQL)"
+.venv/bin/python bench/scale.py --count "${SCALE_COUNT:-10000000}"
+
 echo "== the audit admin's list pages at a million rows (SQLite), next to a stock ModelAdmin"
 .venv/bin/python bench/admin.py
 

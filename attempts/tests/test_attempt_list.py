@@ -8,7 +8,8 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from attempts import queries
+from attempts import queries, rollups
+from attempts.merge import error_type_of
 from attempts.models import Attempt
 from attempts.queries import PAGE_SIZE, Cursor, filtered_attempts, stats_key
 
@@ -22,13 +23,17 @@ def operator(client):
 
 
 def add(action_attempt_id: str, status="pending", action_type="LOCK_DOOR", minutes_ago=0, **kw):
-    return Attempt.objects.create(
+    """An attempt as a bulk load stores it: counted in the rollups, as merge() would."""
+    attempt = Attempt.objects.create(
         action_attempt_id=action_attempt_id,
         status=status,
         action_type=action_type,
         first_seen_at=NOW - timedelta(minutes=minutes_ago),
+        error_type=error_type_of(kw.get("error")),
         **kw,
     )
+    rollups.count([attempt])
+    return attempt
 
 
 def shown(response) -> list[str]:
@@ -86,7 +91,9 @@ class TestAttemptList:
             "action_attempt10",
         ]
         assert shown(operator.get("/attempts/?q=+other+")) == ["other"]
-        assert shown(operator.get("/attempts/?q=ther")) == []
+        # Any part of an id from 3 characters on; shorter, only its beginning.
+        assert shown(operator.get("/attempts/?q=ther")) == ["other"]
+        assert shown(operator.get("/attempts/?q=th")) == []
 
     @pytest.mark.parametrize("broad_prefix", [2, 1000])
     def test_a_broad_prefix_finds_the_same_rows(self, operator, monkeypatch, broad_prefix):

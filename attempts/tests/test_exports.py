@@ -36,6 +36,7 @@ def make_attempts(n: int) -> list[Attempt]:
                 error={"type": "device_offline", "message": "Offline."}
                 if status == Status.ERROR
                 else None,
+                error_type="device_offline" if status == Status.ERROR else "",
             )
         )
     return Attempt.objects.bulk_create(attempts)
@@ -76,6 +77,7 @@ class TestAttemptsExport:
             action_type="+SUM(A1)",
             status=Status.ERROR,
             error={"type": "@evil", "message": "-2+3"},
+            error_type="@evil",
         )
         header, row = read_csv(admin_client.get("/attempts/export.csv"))
         first = dict(zip(header, row, strict=True))

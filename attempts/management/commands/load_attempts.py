@@ -1,5 +1,9 @@
 """`python manage.py load_attempts N`: bulk-loads N realistic attempts, for benchmarks and demos.
 
+They spread over the last 30 days with errors (and their types), results and times to
+resolution, and are counted in the hourly rollups in the same transaction, through the same
+code as merge(), so the insights and the counts above the list stay exact.
+
 The catalogue of action types, errors and results below is shared with the `demo` command.
 """
 
@@ -13,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from attempts import rollups, search
 from attempts.models import Attempt, Status
 
 # Action types with a weight: mostly locks, as in a real workspace, plus the legacy thermostat
@@ -105,11 +110,11 @@ def realistic_result(rng: random.Random, action_type: str) -> dict[str, Any]:
 
 
 class Command(BaseCommand):
-    help = "Bulk-loads N realistic attempts (types, statuses, errors, first seen over weeks)."
+    help = "Bulk-loads N realistic attempts (types, statuses, errors, over the last 30 days)."
 
     def add_arguments(self, parser):
         parser.add_argument("count", type=int, help="how many attempts to add")
-        parser.add_argument("--weeks", type=float, default=4, help="spread over this many weeks")
+        parser.add_argument("--days", type=float, default=30, help="spread over this many days")
         parser.add_argument("--batch-size", type=int, default=5000)
         parser.add_argument("--seed", type=int, default=None, help="for a repeatable load")
         parser.add_argument(
@@ -119,12 +124,12 @@ class Command(BaseCommand):
             "--error-rate", type=float, default=0.08, help="share that ends in error"
         )
 
-    def handle(self, *args, count: int, weeks: float, batch_size: int, seed, **options):
-        if count < 0 or batch_size < 1 or weeks <= 0:
-            raise CommandError("count must be >= 0, batch size >= 1, weeks > 0")
+    def handle(self, *args, count: int, days: float, batch_size: int, seed, **options):
+        if count < 0 or batch_size < 1 or days <= 0:
+            raise CommandError("count must be >= 0, batch size >= 1, days > 0")
         rng = random.Random(seed)
         now = timezone.now()
-        span = timedelta(weeks=weeks).total_seconds()
+        span = timedelta(days=days).total_seconds()
         types = list(ACTION_TYPES)
         weights = list(ACTION_TYPES.values())
         if connection.vendor == "sqlite":
@@ -141,8 +146,11 @@ class Command(BaseCommand):
             ]
             with transaction.atomic():
                 Attempt.objects.bulk_create(batch, batch_size=size)
+                rollups.count(batch)
             done += size
             self.progress(done, count, started)
+        # The id search's index, in one go rather than at the first search.
+        search.catch_up_all()
         elapsed = time.monotonic() - started
         self.stdout.write(f"Loaded {count:,} attempts in {elapsed:.1f} s.")
 
@@ -172,6 +180,7 @@ class Command(BaseCommand):
             attempt.payload_fetched = True
             if status == Status.ERROR:
                 attempt.error = realistic_error(rng, action_type)
+                attempt.error_type = attempt.error["type"]
             else:
                 attempt.result = realistic_result(rng, action_type)
         return attempt

@@ -1,0 +1,279 @@
+"""Counts and resolution times of attempts per hour and per day, kept exact by construction.
+
+Every attempt is counted once under its key: the hour it was first seen, its action type, status
+and error type; an ended one also under its time to resolution's bucket. Each key is counted in
+an hourly table and in a daily one (the same key, its day). `merge()` calls `moved()` with the
+keys before and after a change, in the change's transaction, so the rollups can never drift
+from the attempts; `rebuild()` recomputes them with the same key functions. Each counter
+touched is one upsert statement, built once.
+"""
+
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from django.db import connection, models, transaction
+from django.db.models import Q, QuerySet, Sum
+
+from attempts.models import (
+    TERMINAL_STATUSES,
+    Attempt,
+    DailyCount,
+    DailyResolution,
+    HourlyCount,
+    HourlyResolution,
+)
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+# Fixed, log-spaced bucket edges for the time to resolution: ten per decade from 10 ms to about
+# 11.6 days. Bucket i holds times in [EDGES[i-1], EDGES[i]); bucket 0 is under 10 ms and the
+# last one everything from the last edge on. Compared in whole microseconds, as the database
+# stores times, so every path puts an attempt in the same bucket.
+EDGES_US = tuple(round(10_000 * 10 ** (i / 10)) for i in range(81))
+BUCKETS = len(EDGES_US) + 1
+
+CountKey = tuple[datetime, str, str, str]
+ResolutionKey = tuple[datetime, str, str, int]
+Keys = tuple[CountKey, ResolutionKey | None]
+
+
+class Tables(NamedTuple):
+    hourly_counts: type[models.Model] = HourlyCount
+    daily_counts: type[models.Model] = DailyCount
+    hourly_resolutions: type[models.Model] = HourlyResolution
+    daily_resolutions: type[models.Model] = DailyResolution
+
+
+def hour_of(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(at: datetime) -> datetime:
+    return hour_of(at).replace(hour=0)
+
+
+def bucket_of(took: timedelta) -> int:
+    return bisect_right(EDGES_US, took // timedelta(microseconds=1))
+
+
+def bucket_upper(bucket: int) -> timedelta | None:
+    """The time under which every attempt of the bucket ended (None: the open-ended last)."""
+    if bucket >= len(EDGES_US):
+        return None
+    return timedelta(microseconds=EDGES_US[bucket])
+
+
+def keys_of(
+    first_seen_at: datetime,
+    ended_at: datetime | None,
+    action_type: str,
+    status: str,
+    error_type: str,
+) -> Keys:
+    hour = hour_of(first_seen_at)
+    count = (hour, action_type, status, error_type)
+    if ended_at is None or status not in TERMINAL_STATUSES:
+        return count, None
+    return count, (hour, action_type, status, bucket_of(ended_at - first_seen_at))
+
+
+def keys(attempt: Attempt) -> Keys:
+    return keys_of(
+        attempt.first_seen_at,
+        attempt.ended_at,
+        attempt.action_type,
+        attempt.status,
+        attempt.error_type,
+    )
+
+
+COUNT_KEY = ("start", "action_type", "status", "error_type")
+RESOLUTION_KEY = ("start", "action_type", "status", "bucket")
+
+
+@lru_cache(maxsize=8)
+def _upsert_sql(model: type[models.Model], key: tuple[str, ...]) -> str:
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    columns = ", ".join(qn(c) for c in (*key, "count"))
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * (len(key) + 1))}) "  # noqa: S608
+        f"ON CONFLICT ({', '.join(qn(c) for c in key)}) "
+        f"DO UPDATE SET {qn('count')} = {table}.{qn('count')} + excluded.{qn('count')}"
+    )
+
+
+@lru_cache(maxsize=2048)
+def _start_param(vendor: str, start: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(start)
+
+
+def _params(key: tuple[Any, ...], n: int, daily: bool) -> list[Any]:
+    start = key[0].replace(hour=0) if daily else key[0]
+    return [_start_param(connection.vendor, start), *key[1:], n]
+
+
+def _statements(counts: Counter, resolutions: Counter):
+    """(sql, params) of every upsert these deltas make, in one order for every writer (so
+    concurrent writers never wait on each other in a circle), skipping deltas that cancel out."""
+    for deltas, names, hourly, daily in (
+        (counts, COUNT_KEY, HourlyCount, DailyCount),
+        (resolutions, RESOLUTION_KEY, HourlyResolution, DailyResolution),
+    ):
+        for model, by_day in ((hourly, False), (daily, True)):
+            summed: Counter = Counter()
+            for key, n in deltas.items():
+                summed[(key[0].replace(hour=0), *key[1:]) if by_day else key] += n
+            rows = [_params(k, n, False) for k, n in sorted(summed.items()) if n]
+            if rows:
+                yield _upsert_sql(model, names), rows
+
+
+def add(counts: Counter, resolutions: Counter) -> None:
+    """Adds these deltas (by hourly key) to the hourly and the daily counters."""
+    with connection.cursor() as cursor:
+        for sql, rows in _statements(counts, resolutions):
+            if len(rows) == 1:
+                cursor.execute(sql, rows[0])
+            else:
+                cursor.executemany(sql, rows)
+
+
+def moved(before: Keys | None, after: Keys) -> None:
+    """Counts an attempt's change from the keys it had (None: new) to those it has."""
+    if before == after:
+        return
+    if before is None:
+        # A new attempt, the webhook's common case: two or four upserts, nothing to sort.
+        with connection.cursor() as cursor:
+            for names, key, hourly, daily in (
+                (COUNT_KEY, after[0], HourlyCount, DailyCount),
+                (RESOLUTION_KEY, after[1], HourlyResolution, DailyResolution),
+            ):
+                if key is not None:
+                    cursor.execute(_upsert_sql(hourly, names), _params(key, 1, False))
+                    cursor.execute(_upsert_sql(daily, names), _params(key, 1, True))
+        return
+    counts: Counter = Counter()
+    resolutions: Counter = Counter()
+    for sign, pair in ((-1, before), (1, after)):
+        counts[pair[0]] += sign
+        if pair[1] is not None:
+            resolutions[pair[1]] += sign
+    add(counts, resolutions)
+
+
+def count(attempts: Iterable[Attempt]) -> None:
+    """Counts new attempts (a bulk load), one upsert per counter touched."""
+    counts: Counter = Counter()
+    resolutions: Counter = Counter()
+    for attempt in attempts:
+        tally(keys(attempt), counts, resolutions)
+    add(counts, resolutions)
+
+
+def tally(pair: Keys, counts: Counter, resolutions: Counter) -> None:
+    counts[pair[0]] += 1
+    if pair[1] is not None:
+        resolutions[pair[1]] += 1
+
+
+CURRENT = Tables()
+
+
+def rebuild(
+    everything: bool = False, attempts: type[models.Model] = Attempt, tables: Tables = CURRENT
+) -> tuple[int, int]:
+    """Recomputes the rollups from the attempts, with the key functions merge() uses.
+
+    The periods before the oldest attempt keep their rollups (pruning deletes whole days of
+    attempts, and their trends outlive them) unless `everything` is set. Returns how many
+    hourly count and resolution rows were written. (The models are arguments for the migration
+    that fills them, which passes its historical models.)
+    """
+    fields = ("first_seen_at", "ended_at", "action_type", "status", "error_type")
+    with transaction.atomic():
+        oldest = attempts.objects.order_by("first_seen_at").values_list("first_seen_at").first()
+        for model, period_of in (
+            (tables.hourly_counts, hour_of),
+            (tables.hourly_resolutions, hour_of),
+            (tables.daily_counts, day_of),
+            (tables.daily_resolutions, day_of),
+        ):
+            stale = model.objects.all()
+            if oldest and not everything:
+                stale = stale.filter(start__gte=period_of(oldest[0]))
+            stale.delete()
+        counts: Counter = Counter()
+        resolutions: Counter = Counter()
+        for row in attempts.objects.values_list(*fields).iterator(chunk_size=10_000):
+            tally(keys_of(*row), counts, resolutions)
+        for deltas, names, hourly, daily in (
+            (counts, COUNT_KEY, tables.hourly_counts, tables.daily_counts),
+            (resolutions, RESOLUTION_KEY, tables.hourly_resolutions, tables.daily_resolutions),
+        ):
+            by_day: Counter = Counter()
+            for key, n in deltas.items():
+                by_day[(key[0].replace(hour=0), *key[1:])] += n
+            for model, rows in ((hourly, deltas), (daily, by_day)):
+                model.objects.bulk_create(
+                    (model(**dict(zip(names, k, strict=True)), count=n) for k, n in rows.items()),
+                    batch_size=2000,
+                )
+    return len(counts), len(resolutions)
+
+
+def split(start: datetime | None, end: datetime | None) -> list[tuple[bool, Q]]:
+    """Whole hours [start, end) (None: unbounded) as (daily, Q on `start`) pieces: the daily
+    table for the whole days within, the hourly one for the hours around them."""
+    if start is not None and end is not None and start >= end:
+        return []
+    first_day = None
+    if start is not None:
+        first_day = day_of(start) if day_of(start) == start else day_of(start) + DAY
+    last_day = None if end is None else day_of(end)
+    if first_day is not None and last_day is not None and first_day >= last_day:
+        return [(False, Q(start__gte=start, start__lt=end))]
+    daily, hourly = Q(), Q(pk__in=[])
+    if first_day is not None:
+        daily &= Q(start__gte=first_day)
+        hourly |= Q(start__gte=start, start__lt=first_day)
+    if last_day is not None:
+        daily &= Q(start__lt=last_day)
+        hourly |= Q(start__gte=last_day, start__lt=end)
+    return [(True, daily), (False, hourly)]
+
+
+def summed(
+    hourly: type[models.Model],
+    daily: type[models.Model],
+    narrow: Callable[[QuerySet], QuerySet],
+    start: datetime | None,
+    end: datetime | None,
+    by: tuple[str, ...],
+) -> list[tuple[Any, ...]]:
+    """(*by, count) of the rollup rows narrowed by `narrow` in whole hours [start, end), read
+    from the daily table where whole days allow."""
+    rows: list[tuple[Any, ...]] = []
+    for is_daily, within in split(start, end):
+        qs = narrow((daily if is_daily else hourly).objects.filter(within))
+        rows += qs.values_list(*by).annotate(n=Sum("count")).order_by()
+    return rows
+
+
+def percentile(buckets: dict[int, int], share: float) -> timedelta | None:
+    """The time under which `share` of the attempts counted in these buckets ended: the upper
+    edge of the bucket where that share is reached (None if nothing ended)."""
+    total = sum(buckets.values())
+    if not total:
+        return None
+    reached = 0
+    for bucket in sorted(buckets):
+        reached += buckets[bucket]
+        if reached >= share * total:
+            return bucket_upper(bucket) or timedelta(microseconds=EDGES_US[-1])
+    return None

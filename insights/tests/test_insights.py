@@ -1,0 +1,121 @@
+import re
+from datetime import UTC, datetime, timedelta
+from html import unescape
+
+import pytest
+from django.contrib.auth.models import User
+
+from attempts import rollups
+from attempts.merge import Observation, merge
+from attempts.models import Source, Status
+from dashboard.middleware import CONTENT_SECURITY_POLICY
+
+
+@pytest.fixture
+def operator(client):
+    client.force_login(User.objects.create_user("operator"))
+    return client
+
+
+def attempt(aid: str, status: str, hours_ago: float, took: float = 2.0, **kw) -> None:
+    """An attempt first seen `hours_ago`, ended `took` seconds later by the API."""
+    at = datetime.now(UTC) - timedelta(hours=hours_ago)
+    action_type = kw.pop("action_type", "LOCK_DOOR")
+    merge(aid, Observation(status="pending", action_type=action_type, at=at), source=Source.WEBHOOK)
+    if status == Status.PENDING:
+        return
+    merge(
+        aid,
+        Observation(status=status, at=at + timedelta(seconds=took), has_payload=True, **kw),
+        source=Source.API,
+    )
+
+
+def text(response) -> str:
+    return unescape(re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+@pytest.mark.django_db
+class TestInsights:
+    def test_it_needs_a_login(self, client):
+        response = client.get("/insights/")
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+    def test_it_shows_trends_errors_resolution_and_pending_as_text(self, operator):
+        for n in range(6):
+            attempt(f"ok{n}", "success", hours_ago=2, took=1.5)
+        attempt("bad1", "error", 3, error={"type": "device_offline", "message": "x"})
+        attempt("bad2", "error", 3, error={"type": "device_offline", "message": "x"})
+        attempt("bad3", "error", 3, error={"type": "lock_jammed", "message": "x"})
+        attempt("slow", "success", 5, took=600)
+        attempt("waiting/1", "pending", 20)
+
+        response = operator.get("/insights/")
+
+        assert response.status_code == 200
+        body = response.content.decode()
+        words = text(response)
+        # Each bar's numbers, as its <title> and in the table.
+        assert re.search(r"<title>[^<]*: 6 success, 0 error, 0 pending</title>", body)
+        assert re.search(r"<title>[^<]*: 0 success, 3 error, 0 pending</title>", body)
+        assert "100.0%" in words and "0.0%" in words
+        assert body.count('class="seg-success"') >= 2
+        # Top error types, linked to the list with the same filters.
+        assert words.index("device_offline") < words.index("lock_jammed")
+        assert 'href="/attempts/?last=24h&amp;status=error&amp;error_type=device_offline"' in body
+        # Time to resolution: most took 1.5 s, one 10 minutes.
+        [row] = [r for r in response.context["report"]["resolution"] if r["ended"] == 10]
+        assert row["action_type"] == "LOCK_DOOR"
+        assert row["p50"] == "≤ " + "1.6 s"
+        assert row["p99"].startswith("≤ 12 min") or row["p99"].startswith("≤ 10 min")
+        # The oldest pending attempt, linked even with a / in its id.
+        assert 'href="/attempts/waiting%2F1/"' in body
+
+    def test_the_page_keeps_to_the_strict_csp(self, operator):
+        attempt("a", "success", 1)
+        response = operator.get("/insights/")
+        body = response.content.decode()
+        assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
+        assert not re.search(r"<script(?![^>]*\bsrc=)", body)
+        assert "<style" not in body and " style=" not in body
+
+    def test_the_filters_narrow_every_figure(self, operator):
+        attempt("l1", "error", 1, error={"type": "device_offline", "message": "x"})
+        attempt("t1", "error", 1, action_type="SET_HVAC_MODE", error={"type": "x", "message": ""})
+
+        report = operator.get("/insights/?action_type=SET_HVAC_MODE").context["report"]
+
+        assert [e["error_type"] for e in report["errors"]] == ["x"]
+        assert [r["action_type"] for r in report["resolution"]] == ["SET_HVAC_MODE"]
+        assert sum(row["total"] for row in report["trend"]["table"]) == 1
+        report = operator.get("/insights/?error_type=device_offline").context["report"]
+        assert sum(row["error"] for row in report["trend"]["table"]) == 1
+
+    def test_past_seven_days_a_bar_is_a_day(self, operator):
+        attempt("old", "success", 24 * 20)
+        attempt("new", "success", 1)
+
+        trend = operator.get("/insights/?last=30d").context["report"]["trend"]
+
+        assert trend["per"] == "day"
+        assert len(trend["table"]) in (30, 31)
+        assert sum(row["success"] for row in trend["table"]) == 2
+        hourly = operator.get("/insights/?last=7d").context["report"]["trend"]
+        assert hourly["per"] == "hour" and len(hourly["table"]) == 7 * 24
+
+    def test_trends_outlive_the_attempts(self, operator):
+        attempt("a", "success", 1)
+        before = operator.get("/insights/").context["report"]["trend"]["table"]
+        rollups.rebuild()  # keeps hours before the oldest attempt: none here, so same figures
+        assert operator.get("/insights/").context["report"]["trend"]["table"] == before
+
+    def test_bad_filters_get_a_readable_400(self, operator):
+        response = operator.get("/insights/?last=9y&since=nope")
+        assert response.status_code == 400
+        assert "last" in text(response) and "since" in text(response)
+
+    def test_htmx_gets_the_report_alone(self, operator):
+        response = operator.get("/insights/", headers={"HX-Request": "true", "HX-Target": "report"})
+        assert response.content.decode().startswith('<div id="report">')
+        assert "HX-Request" in response["Vary"]

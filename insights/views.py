@@ -1,0 +1,33 @@
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from attempts.queries import AttemptFilterForm
+from insights.figures import DEFAULT_LAST, report
+
+
+@login_required
+@require_GET
+def insights(request: HttpRequest) -> HttpResponse:
+    form = AttemptFilterForm(request.GET)
+    context: dict[str, Any] = {"form": form, "picked": form.picked()}
+    status = 200
+    if form.is_valid():
+        filters = {**form.filters(), "q": None}  # the list's filters, not its id search
+        base = {k: request.GET.getlist(k) for k in ("action_type", "last", "since", "until")}
+        base = {k: v for k, v in base.items() if v}
+        if not (filters["last"] or filters["since"] or filters["until"]):
+            base["last"] = [DEFAULT_LAST]
+        context["report"] = report(filters, base)
+    else:
+        status = 400
+    # Only the report for htmx's in-place updates; a history restore wants the whole page.
+    partial = request.htmx.target == "report" and not request.htmx.history_restore_request
+    template = "insights/_report.html" if partial else "insights/page.html"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
