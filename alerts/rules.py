@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.db.models import Count
-from django.db.models.fields.json import KT
 
 from alerts.models import Kind, Rule
 from attempts.live import seam_state
@@ -87,8 +86,7 @@ def error_type(rule: Rule, now: datetime) -> list[Finding]:
     wanted = rule.error_type_list
     rows = (
         _ended(rule, now)
-        .filter(status=Status.ERROR, error__type__in=wanted)
-        .annotate(error_type=KT("error__type"))
+        .filter(status=Status.ERROR, error_type__in=wanted)
         .values_list("error_type")
         .annotate(n=Count("*"))
         .order_by()

@@ -16,14 +16,16 @@ from alerts import evaluation
 from alerts.evaluation import evaluate, exclusive
 from alerts.models import Incident, Notice
 from alerts.tests.receivers import JsonReceiver, SmtpReceiver
+from attempts import rollups
 from attempts.models import Attempt, Status
 from attempts.tests.servers import BASE_DIR, test_database_url
 from fakeseam import free_port
 
 
 def ended(action_type: str, status: str, n: int, minutes_ago: float = 1) -> None:
+    """n attempts that ended minutes ago, counted in the rollups as merge() would count them."""
     now = timezone.now()
-    Attempt.objects.bulk_create(
+    attempts = Attempt.objects.bulk_create(
         Attempt(
             action_attempt_id=f"aa_{uuid.uuid4().hex}",
             action_type=action_type,
@@ -31,9 +33,11 @@ def ended(action_type: str, status: str, n: int, minutes_ago: float = 1) -> None
             first_seen_at=now - timedelta(minutes=minutes_ago + 1),
             ended_at=now - timedelta(minutes=minutes_ago),
             error={"type": "lock_jammed", "message": "jammed"} if status == Status.ERROR else None,
+            error_type="lock_jammed" if status == Status.ERROR else "",
         )
         for _ in range(n)
     )
+    rollups.count(attempts)
 
 
 def mail_text(message: str) -> str:

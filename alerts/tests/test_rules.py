@@ -56,6 +56,7 @@ def test_error_type_opens_one_incident_per_listed_type():
         status=Status.ERROR,
         ended_at=timezone.now(),
         error={"type": "device_offline", "message": "offline"},
+        error_type="device_offline",
     )
     evaluate()
     incident = Incident.objects.get()
