@@ -5,13 +5,14 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from django.http import HttpRequest
+from django.http import QueryDict
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator
 
 from attempts.models import Attempt, Status
+from attempts.paging import Cursor
 from attempts.templatetags.attempt_tags import duration, error_message, error_type, version
 
 # What reverse() leaves unquoted in a path argument.
@@ -30,6 +31,9 @@ def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict
     # Numbers as text: a template would localize each one, a surprisingly slow step.
     return {
         "pk": str(attempt.pk),
+        # Where the row stands in the list: a live page that drops rows off its bottom points
+        # its next-page link here.
+        "cursor": Cursor.of(attempt, "first_seen_at").encode(),
         "id": attempt.action_attempt_id,
         "url": f"{detail_url_prefix()}{quote(attempt.action_attempt_id, safe=URL_SAFE)}/",
         "action_type": attempt.action_type,
@@ -73,15 +77,24 @@ def rows_html(attempts: list[Attempt], stuck_before: datetime, stuck_minutes: in
 _stats_fragments: dict[tuple[Any, ...], str] = {}
 
 
-def stats_fragment(request: HttpRequest, stats_key: str, stats: dict[str, Any]) -> str:
-    query = request.GET.copy()
+def stats_version(stats: dict[str, Any]) -> str:
+    """Which computation of the counts a page shows: a poll sends newer ones only."""
+    return str(stats.get("computed_at", ""))
+
+
+def stats_fragment(
+    page_query: QueryDict, stats_key: str, stats: dict[str, Any], oob: bool = False
+) -> str:
+    """The counts for a page's query (its links keep its filters, not its position)."""
+    query = page_query.copy()
     for position in ("after", "before"):
         query.pop(position, None)
-    key = (stats_key, stats["computed_at"], query.urlencode())
+    key = (stats_key, stats_version(stats), query.urlencode(), oob)
     html = _stats_fragments.get(key)
     if html is None:
         if len(_stats_fragments) >= 256:
             _stats_fragments.clear()
-        html = render_to_string("attempts/_stats.html", {"stats": stats}, request)
+        context = {"stats": stats, "query": query, "version": stats_version(stats), "oob": oob}
+        html = render_to_string("attempts/_stats.html", context)
         _stats_fragments[key] = html
     return html
