@@ -81,8 +81,13 @@
       var url = new URL(older.getAttribute("href"), window.location.href);
       url.searchParams.delete("before");
       url.searchParams.set("after", last.getAttribute("data-cursor"));
-      older.setAttribute("href", url.pathname + url.search);
-      older.hidden = false;
+      // A new element: htmx's boost keeps the href it found when it processed the link.
+      var moved = older.cloneNode(true);
+      moved.setAttribute("href", url.pathname + url.search);
+      moved.setAttribute("rel", "next");
+      moved.hidden = false;
+      older.replaceWith(moved);
+      htmx.process(moved);
     }
     waiting = 0;
     showNotice();
@@ -124,7 +129,11 @@
   var NOTIFY_KEY = "notify-new-errors";
 
   function errorRows() {
-    return Array.from(document.querySelectorAll("tr[data-status=error]"));
+    // By the status badge: a swapped row's own attributes take their new values only once
+    // htmx has settled it.
+    return Array.from(document.querySelectorAll("tr[data-status] .badge.error"), function (b) {
+      return b.closest("tr");
+    });
   }
 
   function learnErrors() {
