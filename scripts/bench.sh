@@ -10,6 +10,9 @@ mkdir -p bench/results
 echo "== the attempts list with its rendered-row cache warm and cold, same database"
 .venv/bin/python bench/list_cold.py --db bench/results/attempts-1m.sqlite3
 
+echo "== live pages: a poll's server cost at a million attempts, then 20 browser windows under webhooks"
+.venv/bin/python bench/live.py --db bench/results/attempts-1m.sqlite3
+
 echo "== the audit admin's list pages at a million rows (SQLite), next to a stock ModelAdmin"
 .venv/bin/python bench/admin.py
 
