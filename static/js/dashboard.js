@@ -210,9 +210,10 @@
 
   document.addEventListener("htmx:afterRequest", function (event) {
     if (!event.detail.elt.hasAttribute("data-poll") || !event.detail.successful) return;
+    // Errors first: a later page lets its new rows go once it has counted them.
+    var errors = newErrors();
     var rows = liveRows();
     if (rows) arrived(rows);
-    var errors = newErrors();
     if (!errors.length) return;
     if (document.hidden) {
       hiddenErrors += errors.length;
