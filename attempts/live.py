@@ -78,6 +78,10 @@ def fresh_key(action_attempt_id: str) -> str:
     return "seam:fresh:" + hashlib.blake2b(action_attempt_id.encode(), digest_size=12).hexdigest()
 
 
+# What refresh() reads of an attempt.
+REFRESH_FIELDS = ("action_attempt_id", "status", "payload_fetched")
+
+
 def needs_fetch(attempt: Attempt) -> bool:
     """Seam may still tell us more: it is pending, or it ended without its error or result."""
     return attempt.status == Status.PENDING or not attempt.payload_fetched

@@ -151,12 +151,16 @@ def attempt_poll(request: HttpRequest) -> HttpResponse:
     hidden = request.GET.get("hidden") == "1"
     filters, minutes = form.filters(), form.threshold_minutes()
 
-    in_view = Attempt.objects.filter(pk__in=known).defer("result")
+    # What the refresh and the versions need, for every row in view; whole rows for the changed.
+    in_view = Attempt.objects.filter(pk__in=known).only(*live.REFRESH_FIELDS, "updated_at")
     attempts = list(in_view)
     seam = live.seam_state() if hidden else live.refresh(attempts)
     if seam.fetched:
         attempts = list(in_view.all())
-    changed = [a for a in attempts if version(a) != known[a.pk]]
+    changed_pks = [a.pk for a in attempts if version(a) != known[a.pk]]
+    changed = (
+        list(Attempt.objects.filter(pk__in=changed_pks).defer("result")) if changed_pks else []
+    )
     context = live_context(minutes)
     new_rows: list[str] = []
     new_count, after = 0, None
