@@ -23,7 +23,7 @@ from attempts.paging import (
     distinct_values,
 )
 from attempts.queries import newest_pk, recorded_after
-from attempts.views import login_required
+from attempts.views import form_errors, login_required
 from attempts.webhooks import DOCUMENTED_ACTION_ATTEMPT_EVENTS
 
 TYPES_SECONDS = 30
@@ -154,9 +154,7 @@ def event_poll(request: HttpRequest, form: EventFilterForm) -> HttpResponse:
     except ValueError as e:
         return HttpResponseBadRequest(str(e))
     if not form.is_valid():
-        return HttpResponseBadRequest(
-            "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
-        )
+        return HttpResponseBadRequest(form_errors(form))
     events, count, after = recorded_after(listed(filtered_events(form.filters())), newest)
     if after == newest:
         return HttpResponse()

@@ -14,6 +14,8 @@ from attempts.models import Attempt, Source
 from attempts.paging import PAGE_SIZE
 from attempts.tests.browser import chromium
 from attempts.tests.servers import Gunicorn
+from attempts.tests.test_events import event
+from attempts.webhooks import record_event
 from fakeseam import API_KEY
 
 POLL_SECONDS = 1
@@ -253,3 +255,18 @@ def test_after_a_seam_outage_pages_see_seam_back_at_once(fake_seam, browser):
             expect(page.locator("#seam-status")).not_to_contain_text("may be stale")
     finally:
         fake_seam.outage([])
+
+
+def test_new_events_stream_into_the_events_page(server, browser):
+    record_event(event("old"))
+    page = logged_in(browser, server).new_page()
+    page.goto(f"{server.url}/events/?event_type=action_attempt.lock_door.succeeded")
+    expect(page.locator("#event-rows")).to_contain_text("evt_old")
+
+    record_event(event("new"))
+    record_event(event("other", "lock.locked"))
+
+    expect(page.locator("#event-rows tr").first).to_contain_text("evt_new", timeout=5_000)
+    expect(page.locator("#event-rows tr").first).to_have_class("changed")
+    page.wait_for_timeout(2 * POLL_SECONDS * 1000)
+    expect(page.locator("#event-rows")).not_to_contain_text("evt_other")
