@@ -15,7 +15,11 @@
     clearTimeout(timer);
     var el = poller();
     var seconds = el ? Number(el.getAttribute("data-interval")) || 3 : 3;
-    timer = setTimeout(tick, seconds * 1000 * (document.hidden ? 10 : 1));
+    var delay = seconds * 1000;
+    // Hidden: ten intervals, less the second a poll may take, so an error shows in the title
+    // within ten intervals of its arrival.
+    if (document.hidden) delay = Math.max(delay, 10 * delay - 1000);
+    timer = setTimeout(tick, delay);
   }
 
   function tick() {
