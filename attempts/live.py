@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from attempts.merge import Merged
 from attempts.models import Attempt, Status
-from attempts.refresh import fetch_and_merge, merge_api_attempt
+from attempts.refresh import attempts_needing_fetch, fetch_and_merge, merge_api_attempt
 from attempts.seam import SeamError, SeamNotFound, get_client
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,12 @@ def refresh(attempts: Iterable[Attempt]) -> SeamState:
     if not due or not cache.add(LOCK_KEY, 1, LOCK_SECONDS):
         return state
     try:
-        # Another request may have fetched them between our look and our lock.
+        # Another request may have fetched them between our look and our lock, and what it
+        # fetched may have ended since this request read them.
         due = stale_ids({fresh_key(i): i for i in due})
+        if due:
+            still = attempts_needing_fetch().filter(action_attempt_id__in=due)
+            due = list(still.values_list("action_attempt_id", flat=True))
         if not due:
             return state
         return fetch(due, state, PAGE_CALL)

@@ -95,6 +95,15 @@ class TestRefresh:
         assert live.refresh([attempt]).fetched == 1
         assert len(proxy.calls_to(LIST)) == 2
 
+    def test_what_another_request_ended_meanwhile_is_not_fetched_again(self, seam, proxy):
+        attempt = recorded(started(seam, "success", result={}))  # this request read it pending
+        live.fetch([attempt.action_attempt_id])  # another one fetched it: ended, with its result
+        cache.delete(live.fresh_key(attempt.action_attempt_id))  # and its mark expired since
+        proxy.reset()
+
+        assert live.refresh([attempt]).fetched == 0
+        assert proxy.calls == []
+
     def test_only_the_holder_of_the_lock_calls_seam(self, seam, proxy):
         attempt = recorded(started(seam))
         assert cache.add(live.LOCK_KEY, 1, 30)  # another worker is fetching
