@@ -50,23 +50,31 @@ def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict
     }
 
 
-# Rendered rows, by attempt version, stuck or not, and threshold: a row's HTML changes only when
-# its attempt does (or turns stuck), so each process renders it once per change, not per view.
-_row_fragments: dict[tuple[int, int, bool, int], str] = {}
+# Rendered rows, by attempt version, stuck or not, threshold, and whether a poll sends it as a
+# change: a row's HTML changes only when its attempt does (or turns stuck), so each process
+# renders it once per change, not once per view or per poll of every viewer.
+_row_fragments: dict[tuple[int, int, bool, int, bool], str] = {}
 ROW_FRAGMENTS = 5000
 
 
-def rows_html(attempts: list[Attempt], stuck_before: datetime, stuck_minutes: int) -> list[str]:
+def rows_html(
+    attempts: list[Attempt], stuck_before: datetime, stuck_minutes: int, changed: bool = False
+) -> list[str]:
+    """The rows as the list shows them, or (changed) as a poll sends them to replace theirs."""
     template = get_template("attempts/_row.html")
     out = []
     for attempt in attempts:
         stuck = attempt.status == Status.PENDING and attempt.first_seen_at < stuck_before
-        key = (attempt.pk, version(attempt), stuck, stuck_minutes)
+        key = (attempt.pk, version(attempt), stuck, stuck_minutes, changed)
         html = _row_fragments.get(key)
         if html is None:
             if len(_row_fragments) >= ROW_FRAGMENTS:
                 _row_fragments.clear()
-            context = {"row": row(attempt, stuck_before), "stuck_minutes": stuck_minutes}
+            context = {
+                "row": row(attempt, stuck_before, changed=changed),
+                "stuck_minutes": stuck_minutes,
+                "oob": changed,
+            }
             html = _row_fragments[key] = template.render(context)
         out.append(html)
     return out

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from attempts import live
-from attempts.fragments import row, rows_html, stats_fragment, stats_version
+from attempts.fragments import rows_html, stats_fragment, stats_version
 from attempts.models import Attempt, OperatorAction
 from attempts.queries import (
     PAGE_SIZE,
@@ -176,7 +176,7 @@ def attempt_poll(request: HttpRequest) -> HttpResponse:
     if not (changed or new_rows or seam_changed or stats_html or (after and after != newest)):
         return HttpResponse()
     context |= {
-        "changed": [row(a, context["stuck_before"], changed=True) for a in changed],
+        "changed": rows_html(changed, context["stuck_before"], minutes, changed=True),
         "new_rows": new_rows,
         "new_count": new_count,
         "newest": after if after != newest else None,
