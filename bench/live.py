@@ -297,12 +297,13 @@ def bench_browsers(args: argparse.Namespace, workdir: Path, interval: int) -> No
             # Playwright's objects belong to this thread: keep its event loop turning.
             while sender.is_alive():
                 windows[0][0].wait_for_timeout(200)
-            windows[0][0].wait_for_timeout((3 * interval + 2) * 1000)
+            # Time for the last rows to show, even in a browser the machine's load slows down.
+            windows[0][0].wait_for_timeout(max(3 * interval + 2, 15) * 1000)
             cpu = cpu_seconds(server.pid) - cpu_before
             wall = time.time() - wall_before
 
             delays, missing, wrong = [], 0, 0
-            requests_per_interval = []
+            requests_per_interval, gaps = [], []
             for page, filtered, polls in windows:
                 seen = {aid: at / 1000 for aid, at in page.evaluate("window.seen")}
                 for attempt_id, (at, is_lock) in acked.items():
@@ -315,6 +316,7 @@ def bench_browsers(args: argparse.Namespace, workdir: Path, interval: int) -> No
                         delays.append(seen[attempt_id] - at)
                 during = [t for t in polls if wall_before <= t <= wall_before + wall]
                 requests_per_interval.append(len(during) / (wall / interval))
+                gaps.extend(b - a for a, b in zip(during, during[1:], strict=False))
             browser.close()
     finally:
         server.terminate()
