@@ -341,6 +341,8 @@ def bench_browsers(args: argparse.Namespace, workdir: Path, interval: int) -> No
         f"  max {worst_rate:.3f}  target <= {TARGET_REQUESTS_PER_INTERVAL}"
         f" {'ok' if worst_rate <= TARGET_REQUESTS_PER_INTERVAL else 'MISSED'}"
     )
+    # A browser slowed by the machine polls late: its delays show it.
+    print(f"  longest gap between a window's polls: {max(gaps):.1f} s (interval {interval} s)")
     print(
         f"  gunicorn workers' CPU: {cpu / wall * 60:.1f} s per minute ({cpu:.1f} s in {wall:.0f} s)"
     )
