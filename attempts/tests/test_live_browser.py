@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 from playwright.sync_api import BrowserContext, Page, expect
 
@@ -89,7 +90,11 @@ def browser(monkeypatch):
     # (attempts being recorded while the pages watch) are ordinary synchronous ones.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with chromium() as browser:
-        yield browser
+        try:
+            yield browser
+        finally:
+            # Those writes ran in the event loop's context, on connections of their own.
+            connections.close_all()
 
 
 def test_new_attempts_stream_into_lists_matching_their_query(server, browser):
