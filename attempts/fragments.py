@@ -5,13 +5,14 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from django.http import HttpRequest
+from django.http import QueryDict
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator
 
 from attempts.models import Attempt, Status
+from attempts.paging import Cursor
 from attempts.templatetags.attempt_tags import duration, error_message, error_type, version
 
 # What reverse() leaves unquoted in a path argument.
@@ -30,6 +31,9 @@ def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict
     # Numbers as text: a template would localize each one, a surprisingly slow step.
     return {
         "pk": str(attempt.pk),
+        # Where the row stands in the list: a live page that drops rows off its bottom points
+        # its next-page link here.
+        "cursor": Cursor.of(attempt, "first_seen_at").encode(),
         "id": attempt.action_attempt_id,
         "url": f"{detail_url_prefix()}{quote(attempt.action_attempt_id, safe=URL_SAFE)}/",
         "action_type": attempt.action_type,
@@ -46,23 +50,31 @@ def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict
     }
 
 
-# Rendered rows, by attempt version, stuck or not, and threshold: a row's HTML changes only when
-# its attempt does (or turns stuck), so each process renders it once per change, not per view.
-_row_fragments: dict[tuple[int, int, bool, int], str] = {}
+# Rendered rows, by attempt version, stuck or not, threshold, and whether a poll sends it as a
+# change: a row's HTML changes only when its attempt does (or turns stuck), so each process
+# renders it once per change, not once per view or per poll of every viewer.
+_row_fragments: dict[tuple[int, int, bool, int, bool], str] = {}
 ROW_FRAGMENTS = 5000
 
 
-def rows_html(attempts: list[Attempt], stuck_before: datetime, stuck_minutes: int) -> list[str]:
+def rows_html(
+    attempts: list[Attempt], stuck_before: datetime, stuck_minutes: int, changed: bool = False
+) -> list[str]:
+    """The rows as the list shows them, or (changed) as a poll sends them to replace theirs."""
     template = get_template("attempts/_row.html")
     out = []
     for attempt in attempts:
         stuck = attempt.status == Status.PENDING and attempt.first_seen_at < stuck_before
-        key = (attempt.pk, version(attempt), stuck, stuck_minutes)
+        key = (attempt.pk, version(attempt), stuck, stuck_minutes, changed)
         html = _row_fragments.get(key)
         if html is None:
             if len(_row_fragments) >= ROW_FRAGMENTS:
                 _row_fragments.clear()
-            context = {"row": row(attempt, stuck_before), "stuck_minutes": stuck_minutes}
+            context = {
+                "row": row(attempt, stuck_before, changed=changed),
+                "stuck_minutes": stuck_minutes,
+                "oob": changed,
+            }
             html = _row_fragments[key] = template.render(context)
         out.append(html)
     return out
@@ -73,15 +85,24 @@ def rows_html(attempts: list[Attempt], stuck_before: datetime, stuck_minutes: in
 _stats_fragments: dict[tuple[Any, ...], str] = {}
 
 
-def stats_fragment(request: HttpRequest, stats_key: str, stats: dict[str, Any]) -> str:
-    query = request.GET.copy()
+def stats_version(stats: dict[str, Any]) -> str:
+    """Which computation of the counts a page shows: a poll sends newer ones only."""
+    return str(stats.get("computed_at", ""))
+
+
+def stats_fragment(
+    page_query: QueryDict, stats_key: str, stats: dict[str, Any], oob: bool = False
+) -> str:
+    """The counts for a page's query (its links keep its filters, not its position)."""
+    query = page_query.copy()
     for position in ("after", "before"):
         query.pop(position, None)
-    key = (stats_key, stats["computed_at"], query.urlencode())
+    key = (stats_key, stats_version(stats), query.urlencode(), oob)
     html = _stats_fragments.get(key)
     if html is None:
         if len(_stats_fragments) >= 256:
             _stats_fragments.clear()
-        html = render_to_string("attempts/_stats.html", {"stats": stats}, request)
+        context = {"stats": stats, "query": query, "version": stats_version(stats), "oob": oob}
+        html = render_to_string("attempts/_stats.html", context)
         _stats_fragments[key] = html
     return html

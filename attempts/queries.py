@@ -21,7 +21,7 @@ from django import forms
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.db.models.functions import Substr
 from django.http import QueryDict
 from django.utils import timezone
@@ -366,3 +366,37 @@ def compute_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]
         "bar_width": BAR_WIDTH,
         "poll_seconds": settings.SEAM_POLL_SECONDS,
     }
+
+
+# How many attempts recorded since a page's newest one a poll looks at, at most.
+RECORDED_SINCE_WINDOW = 1000
+
+
+def newest_pk(model: type[Model] = Attempt) -> int:
+    """The newest row recorded: a live page sees those recorded after it."""
+    return model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def recorded_after(filtered: QuerySet, pk: int, limit: int = PAGE_SIZE) -> tuple[list, int, int]:
+    """The rows of `filtered` recorded after row `pk`: the newest `limit` of them (in the
+    queryset's order), how many there are, and the pk to look after next time.
+
+    The primary key's range alone picks the candidates (at most RECORDED_SINCE_WINDOW of them,
+    the rest left to the next look); the filters then apply to those rows only, by primary key,
+    so a live page's poll costs the same at a million rows whatever its filters."""
+    window = list(
+        filtered.model.objects.filter(pk__gt=pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:RECORDED_SINCE_WINDOW]
+    )
+    if not window:
+        return [], 0, pk
+    matching = list(filtered.filter(pk__in=window))
+    return matching[:limit], len(matching), window[-1]
+
+
+def recorded_since(
+    filters: dict[str, Any], pk: int, limit: int = PAGE_SIZE
+) -> tuple[list[Attempt], int, int]:
+    """The attempts recorded after attempt `pk` that the filters select (see recorded_after)."""
+    return recorded_after(filtered_attempts(filters).defer("result"), pk, limit)

@@ -13,16 +13,17 @@ log = logging.getLogger(__name__)
 
 
 def fetch_and_merge(
-    action_attempt_ids: Iterable[str], client: SeamClient | None = None
+    action_attempt_ids: Iterable[str], client: SeamClient | None = None, **bounds: float
 ) -> list[Merged]:
-    """Asks Seam for these attempts (batched by the client) and merges what it answers.
+    """Asks Seam for these attempts (batched by the client, within the call's `bounds`) and
+    merges what it answers.
 
     Ids Seam does not know are left as they are. Raises SeamError when Seam cannot answer.
     """
     ids = list(dict.fromkeys(action_attempt_ids))
     if not ids:
         return []
-    found = (client or get_client()).list(ids)
+    found = (client or get_client()).list(ids, **bounds)
     return [m for data in found if (m := merge_api_attempt(data))]
 
 

@@ -2,7 +2,9 @@
 
 Every call is a read (POST with a JSON body, as Seam documents), so every call may be retried:
 on connection errors, timeouts, 429 and 5xx, with exponential backoff and jitter, honouring
-Retry-After, bounded in attempts and in total time. The API key is sent in a header and never
+Retry-After, bounded in attempts and in total time. A call may tighten both bounds for itself
+(`max_attempts`, `max_total`): a refresh made inside a page's request waits far less than a
+background sync. The API key is sent in a header and never
 put into a message, a log line or an exception.
 """
 
@@ -107,18 +109,23 @@ class SeamClient:
     def close(self) -> None:
         self.http.close()
 
-    def get(self, action_attempt_id: str) -> dict[str, Any]:
-        data = self._post("/action_attempts/get", {"action_attempt_id": action_attempt_id})
+    def get(self, action_attempt_id: str, **bounds: Any) -> dict[str, Any]:
+        body = {"action_attempt_id": action_attempt_id}
+        data = self._post("/action_attempts/get", body, **bounds)
         return self._field(data, "action_attempt", dict)
 
-    def list(self, action_attempt_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """The attempts Seam has among these ids, in batches of PAGE_LIMIT; others are absent."""
+    def list(self, action_attempt_ids: Iterable[str], **bounds: Any) -> list[dict[str, Any]]:
+        """The attempts Seam has among these ids, in batches of PAGE_LIMIT; others are absent.
+        `bounds` (max_attempts, max_total) hold for the whole call, every batch included."""
         ids = list(dict.fromkeys(action_attempt_ids))
         found: list[dict[str, Any]] = []
+        deadline = self._deadline(bounds.pop("max_total", None))
         for start in range(0, len(ids), PAGE_LIMIT):
             body = {"action_attempt_ids": ids[start : start + PAGE_LIMIT], "limit": PAGE_LIMIT}
             try:
-                found += self._pages("/action_attempts/list", body, "action_attempts")
+                found += self._pages(
+                    "/action_attempts/list", body, "action_attempts", deadline=deadline, **bounds
+                )
             except SeamNotFound as exc:
                 # Older servers (Seam's fake among them) answer 404 when none of the ids exist.
                 if exc.error_type != "action_attempts_not_found":
@@ -153,11 +160,13 @@ class SeamClient:
             body["event_types"] = list(event_types)
         return self._pages("/events/list", body, "events")
 
-    def _pages(self, path: str, body: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    def _pages(
+        self, path: str, body: dict[str, Any], field: str, **bounds: Any
+    ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            data = self._post(path, body)
+            data = self._post(path, body, **bounds)
             items += self._field(data, field, list)
             pagination = data.get("pagination") or {}
             cursor = pagination.get("next_page_cursor")
@@ -174,9 +183,21 @@ class SeamClient:
             raise SeamBadResponse(f"Seam's answer has no {name!r}.")
         return value
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        deadline = time.monotonic() + self.max_total
-        for attempt in range(1, self.max_attempts + 1):
+    def _deadline(self, max_total: float | None) -> float:
+        return time.monotonic() + min(self.max_total, max_total or self.max_total)
+
+    def _post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        max_attempts: int | None = None,
+        max_total: float | None = None,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        deadline = deadline or self._deadline(max_total)
+        tries = max(1, min(self.max_attempts, max_attempts or self.max_attempts))
+        for attempt in range(1, tries + 1):
             delay: float | None = None
             # No single try may outlast the total bound either.
             left = max(0.1, deadline - time.monotonic())
@@ -198,7 +219,7 @@ class SeamClient:
             if delay is None:
                 delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)  # jitter: workers that failed together part
-            if attempt == self.max_attempts or delay > deadline - time.monotonic():
+            if attempt == tries or delay > deadline - time.monotonic():
                 break
             log.warning(
                 "seam call=%s attempt=%d outcome=retry reason=%r wait=%.2fs",

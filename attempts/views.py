@@ -5,6 +5,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required as django_login_required
@@ -17,18 +18,18 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from attempts import live
-from attempts.fragments import row, rows_html, stats_fragment
-from attempts.models import Attempt, OperatorAction, Status
+from attempts.fragments import rows_html, stats_fragment, stats_version
+from attempts.models import Attempt, OperatorAction
 from attempts.queries import (
-    DEFAULT_STUCK_MINUTES,
     PAGE_SIZE,
     AttemptFilterForm,
     attempt_stats,
     list_page,
+    newest_pk,
+    recorded_since,
     stats_key,
 )
-from attempts.refresh import merge_api_attempt
-from attempts.seam import SeamError, SeamNotFound, get_client
+from attempts.seam import SeamError, SeamNotFound
 from attempts.templatetags.attempt_tags import version
 
 
@@ -63,6 +64,15 @@ def live_context(stuck_minutes: int) -> dict[str, Any]:
     }
 
 
+def form_errors(form: forms.Form) -> str:
+    """A form's errors as one readable line, for a 400 that is not a page."""
+    return "; ".join(
+        f"{name}: {error}" if name != "__all__" else error
+        for name, errors in form.errors.items()
+        for error in errors
+    )
+
+
 @login_required
 @require_GET
 def attempt_list(request: HttpRequest) -> HttpResponse:
@@ -72,17 +82,22 @@ def attempt_list(request: HttpRequest) -> HttpResponse:
     status = 200
     if form.is_valid():
         filters = form.filters()
+        # Before the page's query: an attempt recorded in between comes twice, never not at all.
+        newest = newest_pk()
         page = list_page(filters, form.cleaned_data["after"], form.cleaned_data["before"])
         seam = live.seam_state()
         stats = attempt_stats(filters, minutes)
         context |= {
             "page": page,
+            "page_size": PAGE_SIZE,
+            "page_position": bool(form.cleaned_data["after"] or form.cleaned_data["before"]),
+            "page_query": request.GET.urlencode(),
+            "newest": newest,
             "rows_html": rows_html(page.rows, context["stuck_before"], minutes),
             "stats": stats,
-            "stats_html": stats_fragment(request, stats_key(filters, minutes), stats),
+            "stats_html": stats_fragment(request.GET, stats_key(filters, minutes), stats),
             "seam": seam,
-            "any_pending": any(a.status == Status.PENDING for a in page.rows),
-            # Ended by a webhook, so without error or result: one poll fetches them.
+            # Ended by a webhook, so without error or result: the first poll fetches them.
             "any_unfetched": seam.configured and any(not a.payload_fetched for a in page.rows),
         }
     else:
@@ -96,48 +111,79 @@ def attempt_list(request: HttpRequest) -> HttpResponse:
 def parse_versions(values: list[str]) -> dict[int, int]:
     """The rows a page shows, as `<pk>.<version>` pairs, to {pk: version}."""
     if len(values) > 2 * PAGE_SIZE:
-        raise ValueError("too many rows")
+        raise ValueError(f"At most {2 * PAGE_SIZE} v=<id>.<version> pairs.")
     known = {}
     for value in values:
         pk, _, v = value.partition(".")
-        known[int(pk)] = int(v)
+        try:
+            known[int(pk)] = int(v)
+        except ValueError:
+            raise ValueError(f"Not a v=<id>.<version> pair: {value[:40]!r}.") from None
     return known
+
+
+def parse_newest(value: str | None) -> int | None:
+    """The newest attempt the page has seen (its primary key), if it says."""
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise ValueError("newest must be the whole number of the newest attempt seen.")
+    return int(value)
 
 
 @login_required
 @require_GET
 @never_cache
 def attempt_poll(request: HttpRequest) -> HttpResponse:
-    """A live list's poll: refreshes the rows in view from Seam (at most once per interval for
-    every viewer) and answers only the rows that changed since the page last saw them."""
+    """A live list's poll, one request per page: the rows in view that changed since the page
+    saw them (refreshed from Seam first, at most once per interval for every viewer), the
+    attempts matching the page's query recorded since its newest one, and newer counts.
+
+    A hidden tab (hidden=1) asks Seam for nothing on its own behalf and skips the counts."""
+    form = AttemptFilterForm(request.GET)
     try:
         known = parse_versions(request.GET.getlist("v"))
-        stuck_minutes = int(request.GET.get("stuck_minutes") or DEFAULT_STUCK_MINUTES)
-    except ValueError:
-        return HttpResponseBadRequest("Expected v=<id>.<version> pairs and a whole stuck_minutes.")
-    if not 1 <= stuck_minutes <= 7 * 24 * 60:
-        return HttpResponseBadRequest("stuck_minutes must be between 1 and 10080.")
+        newest = parse_newest(request.GET.get("newest"))
+    except ValueError as e:
+        return HttpResponseBadRequest(str(e))
+    if not form.is_valid():
+        return HttpResponseBadRequest(form_errors(form))
+    hidden = request.GET.get("hidden") == "1"
+    filters, minutes = form.filters(), form.threshold_minutes()
 
-    in_view = Attempt.objects.filter(pk__in=known).defer("result")
+    # What the refresh and the versions need, for every row in view; whole rows for the changed.
+    in_view = Attempt.objects.filter(pk__in=known).only(*live.REFRESH_FIELDS, "updated_at")
     attempts = list(in_view)
-    seam = live.refresh(attempts)
+    seam = live.seam_state() if hidden else live.refresh(attempts)
     if seam.fetched:
         attempts = list(in_view.all())
-    changed = [a for a in attempts if version(a) != known[a.pk]]
-    pending = any(a.status == Status.PENDING for a in attempts)
+    changed_pks = [a.pk for a in attempts if version(a) != known[a.pk]]
+    changed = (
+        list(Attempt.objects.filter(pk__in=changed_pks).defer("result")) if changed_pks else []
+    )
+    context = live_context(minutes)
+    new_rows: list[str] = []
+    new_count, after = 0, None
+    if newest is not None:
+        recorded, new_count, after = recorded_since(filters, newest)
+        new_rows = rows_html(recorded, context["stuck_before"], minutes)
+    stats_html = ""
+    if not hidden:
+        stats = attempt_stats(filters, minutes)
+        if stats_version(stats) != request.GET.get("stats", ""):
+            stats_html = stats_fragment(request.GET, stats_key(filters, minutes), stats, oob=True)
     seam_changed = seam.label != request.GET.get("seam", "")
-    if not (changed or seam_changed or not pending):
+    if not (changed or new_rows or seam_changed or stats_html or (after and after != newest)):
         return HttpResponse()
-    context = live_context(stuck_minutes)
     context |= {
-        "changed": [row(a, context["stuck_before"], changed=True) for a in changed],
+        "changed": rows_html(changed, context["stuck_before"], minutes, changed=True),
+        "new_rows": new_rows,
+        "new_count": new_count,
+        "newest": after if after != newest else None,
         "seam": seam if seam_changed else None,
-        "stopped": not pending,
+        "stats_html": stats_html,
     }
-    response = render(request, "attempts/_poll.html", context)
-    if not pending:
-        response.status_code = HttpResponseStopPolling.status_code
-    return response
+    return render(request, "attempts/_poll.html", context)
 
 
 def pretty_json(value: Any) -> str:
@@ -145,11 +191,18 @@ def pretty_json(value: Any) -> str:
 
 
 def detail_context(attempt: Attempt) -> dict[str, Any]:
+    history = list(attempt.history.order_by("at", "id"))
+    events = list(attempt.events.order_by("-received_at", "-id")[:50])
     return {
         "attempt": attempt,
         "error_json": pretty_json(attempt.error) if attempt.error is not None else "",
         "result_json": pretty_json(attempt.result) if attempt.result is not None else "",
-        "live": attempt.status == Status.PENDING,
+        # Live while Seam may still tell more: pending, or ended without its error or result.
+        "live": live.needs_fetch(attempt),
+        "history": history,
+        "events": events,
+        # Changes with the attempt, its history or its events: the page's poll sends it back.
+        "stamp": f"{version(attempt)}.{len(history)}.{events[0].pk if events else 0}",
         "seam": live.seam_state(),
         "poll_seconds": settings.SEAM_POLL_SECONDS,
     }
@@ -165,18 +218,12 @@ def track(request: HttpRequest, action_attempt_id: str) -> Attempt | HttpRespons
     if not settings.SEAM_API_KEY:
         reason = "It is not recorded here, and no SEAM_API_KEY is set to look it up in Seam."
         return error_page(request, 404, "Attempt not found", reason)
-    if live.backing_off():
-        state = live.seam_state()
-        reason = f"Seam is failing, so calls are paused for a while. {state.error}"
-        return error_page(request, 503, "Seam is unavailable", reason)
     try:
-        data = get_client().get(action_attempt_id)
+        merged = live.track(action_attempt_id)
     except SeamNotFound:
         return error_page(request, 404, "Attempt not found", "Seam has no attempt with this id.")
     except SeamError as e:
-        live.failed(e)
-        return error_page(request, 503, "Seam is unavailable", str(e))
-    merged = merge_api_attempt(data)
+        return error_page(request, 503, "Seam did not answer", f"Try again in a moment. {e}")
     if merged is None:
         return error_page(request, 502, "Unexpected answer", "Seam's answer was not an attempt.")
     OperatorAction.objects.create(
@@ -197,21 +244,20 @@ def attempt_detail(request: HttpRequest, action_attempt_id: str) -> HttpResponse
         if isinstance(tracked, HttpResponse):
             return tracked
         attempt = tracked
-    elif live.needs_fetch(attempt) and live.refresh([attempt]).fetched:
-        attempt.refresh_from_db()
+    elif live.needs_fetch(attempt) and request.GET.get("hidden") != "1":
+        if live.refresh([attempt]).fetched:
+            attempt.refresh_from_db()
 
+    context = detail_context(attempt)
     if is_partial(request, "detail"):
         # The page's poll: 204 while nothing changed, the new section otherwise.
-        if str(version(attempt)) == request.GET.get("v") and attempt.status == Status.PENDING:
+        if context["stamp"] == request.GET.get("v") and context["live"]:
             response = HttpResponse(status=204)
         else:
-            response = render(request, "attempts/_detail.html", detail_context(attempt))
-            if attempt.status != Status.PENDING:
+            response = render(request, "attempts/_detail.html", context)
+            if not context["live"]:
                 response.status_code = HttpResponseStopPolling.status_code
     else:
-        context = detail_context(attempt)
-        context["history"] = attempt.history.order_by("at", "id")
-        context["events"] = attempt.events.order_by("-received_at", "-id")[:50]
         response = render(request, "attempts/detail.html", context)
     patch_vary_headers(response, ["HX-Request"])
     return response

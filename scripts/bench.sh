@@ -12,6 +12,8 @@ echo "== the attempts list with its rendered-row cache warm and cold, same datab
 
 echo "== at scale: list, counts, id search, insights, CSV, webhooks during prune (SQLite, PostgreSQL)"
 .venv/bin/python bench/scale.py --count "${SCALE_COUNT:-10000000}"
+echo "== live pages: a poll's server cost at a million attempts, then 20 browser windows under webhooks"
+.venv/bin/python bench/live.py --db bench/results/attempts-1m.sqlite3
 
 echo "== the audit admin's list pages at a million rows (SQLite), next to a stock ModelAdmin"
 .venv/bin/python bench/admin.py

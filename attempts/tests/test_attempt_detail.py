@@ -76,22 +76,41 @@ class TestAttemptDetail:
 
         body = operator.get("/attempts/aa1/").content.decode()
 
-        assert 'hx-trigger="every 2s"' in body and "data-poll" in body
+        assert 'data-poll data-interval="2"' in body and 'hx-trigger="poll"' in body
 
     def test_its_poll_answers_nothing_until_the_attempt_changes(self, operator):
         attempt = merge("aa1", Observation(status="pending"), source=Source.WEBHOOK).attempt
         page = operator.get("/attempts/aa1/").content.decode()
         htmx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "detail"}
+        stamp = f"{version(attempt)}.1.0"
 
-        assert f'hx-vals=\'{{"v": "{version(attempt)}"}}\'' in page
-        unchanged = operator.get("/attempts/aa1/", {"v": version(attempt)}, **htmx)
-        merge("aa1", Observation(status="success"), source=Source.WEBHOOK)
-        ended = operator.get("/attempts/aa1/", {"v": version(attempt)}, **htmx)
+        assert f'hx-vals=\'{{"v": "{stamp}"}}\'' in page
+        unchanged = operator.get("/attempts/aa1/", {"v": stamp}, **htmx)
+        event = WebhookEvent.objects.create(
+            event_id="ev1", event_type="action_attempt.lock_door.failed", payload={}
+        )
+        merge("aa1", Observation(status="error"), source=Source.WEBHOOK, event=event)
+        WebhookEvent.objects.filter(pk=event.pk).update(attempt=attempt)
+        ended = operator.get("/attempts/aa1/", {"v": stamp}, **htmx)
 
         assert unchanged.status_code == 204
+        # Ended, but its error is still to fetch: the page keeps polling, and shows the new
+        # status-history row and event.
+        assert ended.status_code == 200
+        body = ended.content.decode()
+        assert body.startswith('<section id="detail"') and "badge error" in body
+        assert "action_attempt.lock_door.failed" in body
+        assert body.count('<td class="when">') == 3  # two history rows, one event
+
+    def test_its_poll_stops_once_the_attempt_can_no_longer_change(self, operator):
+        attempt = merge("aa1", Observation(status="pending"), source=Source.WEBHOOK).attempt
+        htmx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "detail"}
+        merge("aa1", Observation("success", has_payload=True, result={}), source=Source.API)
+
+        ended = operator.get("/attempts/aa1/", {"v": f"{version(attempt)}.1.0"}, **htmx)
+
         assert ended.status_code == 286
-        assert ended.content.decode().startswith('<section id="detail"')
-        assert "badge success" in ended.content.decode()
+        assert "data-poll" not in ended.content.decode()
 
     def test_an_id_never_recorded_is_fetched_from_seam_and_tracked(self, operator, seam):
         action_attempt_id = started(seam, "error", error=ERROR)

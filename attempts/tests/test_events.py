@@ -133,3 +133,47 @@ class TestEventList:
         assert b"Not a position in the list." in response.content
         both = admin_client.get("/events/?after=1_1&before=2_2")
         assert both.status_code == 400 and b"either after or before" in both.content
+
+
+@pytest.mark.django_db
+class TestLiveEvents:
+    HTMX = {"HX-Request": "true", "HX-Target": "poller"}
+
+    def newest(self, admin_client, url: str = "/events/") -> str:
+        html = admin_client.get(url).content.decode()
+        return re.search(r'data-live name="newest" value="(\d+)"', html).group(1)
+
+    def test_the_page_polls_for_events_recorded_since_it_loaded(self, admin_client, settings):
+        settings.SEAM_POLL_SECONDS = 2
+        record_event(event(1))
+        html = admin_client.get("/events/?event_type=lock.locked").content.decode()
+
+        assert 'hx-get="/events/?event_type=lock.locked" hx-trigger="poll"' in html
+        assert 'data-interval="2"' in html
+
+    def test_its_poll_sends_new_events_matching_the_filters(self, admin_client):
+        record_event(event(1))
+        newest = self.newest(admin_client)
+        record_event(event(2))
+        record_event(event(3, "lock.locked"))
+
+        everything = admin_client.get(f"/events/?newest={newest}", headers=self.HTMX)
+        locks = admin_client.get(
+            f"/events/?event_type=lock.locked&newest={newest}", headers=self.HTMX
+        ).content.decode()
+
+        html = everything.content.decode()
+        assert "no-store" in everything["Cache-Control"]
+        assert '<tbody hx-swap-oob="afterbegin:#event-incoming">' in html
+        assert event_ids(html) == ["evt_3", "evt_2"]
+        assert event_ids(locks) == ["evt_3"]
+        last = WebhookEvent.objects.order_by("-pk").first().pk
+        assert f'name="newest" value="{last}" hx-swap-oob="true"' in html
+        again = admin_client.get(f"/events/?newest={last}", headers=self.HTMX)
+        assert again.status_code == 200 and again.content == b""
+
+    @pytest.mark.parametrize("query", ["newest=x", "newest=-3", "newest=1&after=soon"])
+    def test_a_malformed_poll_is_a_400_with_a_reason(self, admin_client, query):
+        response = admin_client.get(f"/events/?{query}", headers=self.HTMX)
+        assert response.status_code == 400
+        assert len(response.content) > 10

@@ -4,6 +4,7 @@ from django.core.cache import cache
 from attempts import live
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
+from attempts.seam import SeamNotFound
 from attempts.tests.proxy import CountingProxy
 from fakeseam import API_KEY
 
@@ -94,6 +95,15 @@ class TestRefresh:
         assert live.refresh([attempt]).fetched == 1
         assert len(proxy.calls_to(LIST)) == 2
 
+    def test_what_another_request_ended_meanwhile_is_not_fetched_again(self, seam, proxy):
+        attempt = recorded(started(seam, "success", result={}))  # this request read it pending
+        live.fetch([attempt.action_attempt_id])  # another one fetched it: ended, with its result
+        cache.delete(live.fresh_key(attempt.action_attempt_id))  # and its mark expired since
+        proxy.reset()
+
+        assert live.refresh([attempt]).fetched == 0
+        assert proxy.calls == []
+
     def test_only_the_holder_of_the_lock_calls_seam(self, seam, proxy):
         attempt = recorded(started(seam))
         assert cache.add(live.LOCK_KEY, 1, 30)  # another worker is fetching
@@ -136,4 +146,55 @@ class TestRefresh:
 
         assert (first, cache.get(live.FAILURES_KEY)) == (1, 2)
         assert live.backoff_seconds(1) < live.backoff_seconds(2) < live.backoff_seconds(3)
-        assert live.backoff_seconds(50) == live.MAX_BACKOFF_SECONDS
+        assert live.backoff_seconds(50) == live.MAX_BACKOFF_SECONDS == 30
+
+    def test_a_refresh_inside_a_page_makes_one_short_try(self, seam, proxy, settings):
+        settings.SEAM_CLIENT_OPTIONS = {"max_attempts": 3, "backoff": 0.01, "max_backoff": 0.01}
+        attempt = recorded(started(seam))
+        seam.outage([LIST])
+
+        assert live.refresh([attempt]).stale
+
+        assert len(proxy.calls_to(LIST)) == 1  # no retries inside a request
+
+
+@pytest.mark.django_db
+class TestExplicitRequests:
+    def failing(self, seam, attempt: Attempt) -> None:
+        seam.outage([LIST, "/action_attempts/get"])
+        live.refresh([attempt])
+        assert live.seam_state().stale and cache.get(live.BACKOFF_KEY)
+        seam.outage([])
+
+    def test_tracking_asks_seam_whatever_the_back_off_and_ends_it(self, seam, proxy):
+        self.failing(seam, recorded(started(seam)))
+        new_id = started(seam, "error", error=ERROR)
+        proxy.reset()
+
+        merged = live.track(new_id)
+
+        assert merged.attempt.error == ERROR
+        assert len(proxy.calls_to("/action_attempts/get")) == 1
+        assert not live.seam_state().stale
+        assert cache.get(live.BACKOFF_KEY) is None
+
+    def test_seam_saying_no_such_attempt_ends_the_back_off_too(self, seam):
+        self.failing(seam, recorded(started(seam)))
+
+        with pytest.raises(SeamNotFound):
+            live.track("action_attempt_never")
+
+        assert not live.seam_state().stale
+
+    def test_an_operators_refresh_asks_seam_whatever_the_back_off(self, seam, proxy):
+        attempt = recorded(started(seam, "success", result={}))
+        self.failing(seam, attempt)
+        proxy.reset()
+
+        state = live.fetch([attempt.action_attempt_id])
+
+        assert state.fetched == 1 and not state.stale
+        assert len(proxy.calls_to(LIST)) == 1
+        # Everyone's automatic refresh is live again at once.
+        other = recorded(started(seam))
+        assert live.refresh([other]).fetched == 1

@@ -1,8 +1,13 @@
+from urllib.parse import urlencode
+
 import pytest
 from django.contrib.auth.models import User
+from django.http import QueryDict
 
+from attempts.fragments import stats_version
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
+from attempts.queries import FILTER_KEYS, AttemptFilterForm, attempt_stats, newest_pk
 from attempts.templatetags.attempt_tags import version
 
 ERROR = {"type": "device_offline", "message": "The lock is offline"}
@@ -19,9 +24,18 @@ def recorded(action_attempt_id: str, status: str = "pending") -> Attempt:
     return merge(action_attempt_id, obs, source=Source.WEBHOOK).attempt
 
 
-def poll(client, *attempts: Attempt, seam: str = "off", **extra):
-    params = {"v": [f"{a.pk}.{version(a)}" for a in attempts], "seam": seam, **extra}
-    return client.get("/attempts/poll/", params, HTTP_HX_REQUEST="true")
+def poll(client, *attempts: Attempt, seam: str = "off", stats: str | None = None, **extra):
+    """A page's poll, as its hidden inputs send it; `stats` defaults to the current counts'."""
+    if stats is None:
+        stats = current_stats(**{k: v for k, v in extra.items() if k in FILTER_KEYS})
+    params = {"v": [f"{a.pk}.{version(a)}" for a in attempts], "seam": seam, "stats": stats}
+    return client.get("/attempts/poll/", params | extra, HTTP_HX_REQUEST="true")
+
+
+def current_stats(**filters) -> str:
+    form = AttemptFilterForm(QueryDict(urlencode(filters, doseq=True)))
+    assert form.is_valid()
+    return stats_version(attempt_stats(form.filters(), form.threshold_minutes()))
 
 
 @pytest.mark.django_db
@@ -54,22 +68,90 @@ class TestPoll:
 
         assert response.status_code == 200  # aa1 is still pending: keep polling
         body = response.content.decode()
-        assert f'<tr id="attempt-{b.pk}" class="changed" hx-swap-oob="true">' in body
+        assert f'<tr id="attempt-{b.pk}" class="changed" data-status="error"' in body
+        assert 'hx-swap-oob="true">' in body
         assert f'id="attempt-{a.pk}"' not in body
         assert "badge error" in body
         b.refresh_from_db()
         assert f'name="v" value="{b.pk}.{version(b)}"' in body
 
-    def test_it_stops_polling_when_nothing_in_view_is_pending(self, operator):
+    def test_it_keeps_polling_when_nothing_in_view_is_pending(self, operator):
         a = recorded("aa1")
         merge("aa1", Observation(status="success"), source=Source.WEBHOOK)
 
         response = poll(operator, a)
 
-        assert response.status_code == 286
-        body = response.content.decode()
-        assert f'id="attempt-{a.pk}"' in body
-        assert '<p id="poller" class="live" hx-swap-oob="true">' in body
+        assert response.status_code == 200
+        assert f'id="attempt-{a.pk}"' in response.content.decode()
+
+    def test_it_sends_attempts_recorded_since_the_newest_the_page_saw(self, operator):
+        shown = recorded("aa1")
+        newest = newest_pk()
+        first, second = recorded("aa2"), recorded("aa3", "error")
+
+        body = poll(operator, shown, newest=newest).content.decode()
+
+        assert '<tbody hx-swap-oob="afterbegin:#attempt-incoming">' in body
+        # Newest first, as the list is ordered.
+        assert body.index(f'id="attempt-{second.pk}"') < body.index(f'id="attempt-{first.pk}"')
+        assert f'id="attempt-{shown.pk}"' not in body
+        assert 'data-count="2"' in body
+        assert f'name="newest" value="{second.pk}" hx-swap-oob="true"' in body
+        # The next poll, from there, has nothing new.
+        assert poll(operator, shown, newest=second.pk).content == b""
+
+    def test_new_attempts_match_the_page_query(self, operator):
+        newest = newest_pk()
+        lock1, unlock1, lock2 = (
+            merge(i, Observation(status=s, action_type=t), source=Source.API).attempt
+            for i, s, t in [
+                ("lock1", "pending", "LOCK_DOOR"),
+                ("unlock1", "error", "UNLOCK_DOOR"),
+                ("lock2", "error", "LOCK_DOOR"),
+            ]
+        )
+
+        def shown(**query) -> set[Attempt]:
+            body = poll(operator, newest=newest, **query).content.decode()
+            return {a for a in (lock1, unlock1, lock2) if f'id="attempt-{a.pk}"' in body}
+
+        assert shown(action_type="UNLOCK_DOOR") == {unlock1}
+        assert shown(status="error") == {unlock1, lock2}
+        assert shown(q="lock") == {lock1, lock2}
+        assert shown(action_type="LOCK_DOOR", status="pending") == {lock1}
+        assert shown(until="2020-01-01T00:00") == set()
+        assert shown(last="1h") == {lock1, unlock1, lock2}
+
+    def test_a_later_page_gets_new_attempts_counted(self, operator):
+        newest = newest_pk()
+        recorded("aa1")
+
+        body = poll(operator, newest=newest, after="1700000000000000_5").content.decode()
+
+        assert 'data-count="1"' in body
+
+    def test_it_sends_counts_newer_than_the_page_shows(self, operator):
+        recorded("aa1")
+
+        stale = poll(operator, stats="an older computation").content.decode()
+        current = poll(operator).content
+
+        assert '<section id="stats" class="stats" aria-label="Counts" hx-swap-oob="true">' in stale
+        assert current == b""
+
+    def test_a_hidden_tab_asks_seam_nothing_and_skips_the_counts(self, operator, seam, settings):
+        action_attempt_id = seam.lock_door()["action_attempt_id"]
+        seam.set_attempt(action_attempt_id, "error", error=ERROR)
+        a = recorded(action_attempt_id)
+        newest = newest_pk()
+        b = recorded("aa2", "error")
+
+        body = poll(operator, a, seam="ok", stats="old", newest=newest, hidden="1").content.decode()
+
+        assert f'id="attempt-{b.pk}"' in body  # what is new, from the database
+        assert f'id="attempt-{a.pk}"' not in body  # not refreshed from Seam
+        assert 'id="stats"' not in body
+        assert Attempt.objects.get(pk=a.pk).status == "pending"
 
     def test_it_marks_stuck_rows(self, operator, settings):
         a = recorded("aa1")
@@ -85,12 +167,28 @@ class TestPoll:
         assert 'class="changed stuck"' in body and "badge stuck" in body
 
     @pytest.mark.parametrize(
-        "query", ["v=1", "v=x.1", "v=1.1&stuck_minutes=0", "stuck_minutes=many", "v=1.1&" * 101]
+        "query",
+        [
+            "v=1",
+            "v=x.1",
+            "v=1.1&stuck_minutes=0",
+            "stuck_minutes=many",
+            "v=1.1&" * 101,
+            "newest=abc",
+            "newest=-1",
+            "after=not-a-cursor",
+            "before=99_x",
+            "since=yesterday",
+            "until=2026-13-45",
+            "since=2026-02-01&until=2026-01-01",
+            "after=1_1&before=2_2",
+        ],
     )
     def test_it_rejects_malformed_input(self, operator, query):
         response = operator.get(f"/attempts/poll/?{query}")
         assert response.status_code == 400
-        assert response.content
+        assert response["Content-Type"].startswith("text/html")
+        assert len(response.content) > 10
 
     def test_it_refreshes_the_rows_from_seam(self, operator, seam_settings, fake_seam):
         seam_settings.SEAM_POLL_SECONDS = 1
@@ -100,7 +198,7 @@ class TestPoll:
 
         response = poll(operator, a, seam="ok")
 
-        assert response.status_code == 286
+        assert response.status_code == 200
         body = response.content.decode()
         assert "device_offline" in body and "The lock is offline" in body
         assert 'id="seam-status"' not in body  # unchanged: Seam answered
@@ -123,37 +221,30 @@ class TestPoll:
 
 @pytest.mark.django_db
 class TestListPolling:
-    def test_a_page_with_a_pending_row_polls_once_per_interval(self, operator, settings):
+    def test_every_page_polls_once_per_interval_pending_or_not(self, operator, settings):
         settings.SEAM_POLL_SECONDS = 4
-        recorded("aa1")
-        recorded("aa2", "success")
+        recorded("aa1", "success")
+        recorded("aa2", "error")
 
-        body = operator.get("/attempts/").content.decode()
+        body = operator.get("/attempts/?action_type=LOCK_DOOR").content.decode()
 
         assert body.count("data-poll") == 1
-        assert 'hx-get="/attempts/poll/" hx-trigger="every 4s" hx-include="[data-live]"' in body
+        assert 'data-interval="4"' in body
+        assert 'hx-get="/attempts/poll/?action_type=LOCK_DOOR" hx-trigger="poll"' in body
         assert body.count('data-live name="v"') == 2
+        assert f'data-live name="newest" value="{newest_pk()}"' in body
 
-    def test_a_page_with_nothing_pending_does_not_poll(self, operator):
-        recorded("aa1", "error")
+    def test_a_later_page_says_so(self, operator):
+        a = recorded("aa1")
+        cursor = f"{version(a) + 10**9}_{a.pk + 1}"
 
-        body = operator.get("/attempts/").content.decode()
+        body = operator.get(f"/attempts/?status=pending&after={cursor}").content.decode()
 
-        assert "data-poll" not in body
-        assert "/attempts/poll/" not in body
+        assert "data-later" in body
+        # Its "N new attempts" link leads to the newest page, with the same filters.
+        assert '<a id="new-attempts" class="button" href="/attempts/?status=pending"' in body
 
-    def test_a_filter_change_that_shows_a_pending_row_resumes_polling(self, operator):
-        recorded("aa1", "error")
-        recorded("aa2", "pending")
-        htmx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "results"}
-
-        ended = operator.get("/attempts/?status=error", **htmx).content.decode()
-        pending = operator.get("/attempts/?status=pending", **htmx).content.decode()
-
-        assert "/attempts/poll/" not in ended
-        assert "/attempts/poll/" in pending
-
-    def test_a_page_fetches_payloads_missing_from_ended_rows_once(
+    def test_a_page_fetches_payloads_missing_from_ended_rows_at_once(
         self, operator, seam_settings, fake_seam
     ):
         action_attempt_id = fake_seam.lock_door()["action_attempt_id"]
@@ -163,12 +254,10 @@ class TestListPolling:
         body = operator.get("/attempts/").content.decode()
         response = poll(operator, a, seam="ok")
 
-        assert 'hx-get="/attempts/poll/" hx-trigger="load"' in body
-        assert "data-poll" not in body
-        assert response.status_code == 286
+        assert "data-poll-now" in body
         assert "The lock is offline" in response.content.decode()
 
-    def test_without_seam_a_page_does_not_ask_for_missing_payloads(self, operator):
+    def test_without_seam_a_page_does_not_poll_at_once(self, operator):
         recorded("aa1", "error")
 
-        assert "/attempts/poll/" not in operator.get("/attempts/").content.decode()
+        assert "data-poll-now" not in operator.get("/attempts/").content.decode()
