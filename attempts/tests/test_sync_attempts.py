@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
+from attempts import live
 from attempts.management.commands.sync_attempts import LOCK_KEY
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source, StatusChange, WebhookEvent
@@ -121,6 +122,15 @@ class TestSyncAttempts:
         assert caught.value.returncode == 1
         assert "unavailable" in str(caught.value)
         assert Attempt.objects.get().status == "pending"
+
+    def test_its_failures_and_recovery_are_what_pages_and_alerts_see(self, seam):
+        seam.outage(["/events/list", "/action_attempts/list"])
+        with pytest.raises(CommandError):
+            sync()
+        assert live.seam_state().stale
+        seam.outage([])
+        sync()
+        assert not live.seam_state().stale
 
     def test_it_exits_non_zero_with_a_bad_key(self, seam, settings):
         settings.SEAM_API_KEY = "seam_wrong"

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from attempts import live
 from attempts.models import WebhookEvent
 from attempts.refresh import attempts_needing_fetch, fetch_and_merge, merge_api_attempt
 from attempts.seam import (
@@ -85,6 +86,9 @@ class Command(BaseCommand):
                         pages=discovery_pages,
                     )
                 except (SeamUnauthorized, SeamUnavailable) as exc:
+                    # Pages say they are stale and the "Seam unreachable" alert counts from
+                    # here too, so a Seam down at night is seen with no page open.
+                    live.failed(exc)
                     # The other steps would fail the same way: stop, say why.
                     raise CommandError(f"sync_attempts failed: {exc}") from None
                 except SeamError as exc:
@@ -92,6 +96,7 @@ class Command(BaseCommand):
         finally:
             cache.delete(LOCK_KEY)
             client.close()
+        live.answered(live.seam_state())
         summary = " ".join(f"{name}={value}" for name, value in counts.items())
         self.stdout.write(f"sync_attempts {summary} duration_s={time.monotonic() - started:.2f}")
         if failures:
