@@ -117,7 +117,8 @@ class TestPoll:
 
         assert shown(action_type="UNLOCK_DOOR") == {unlock1}
         assert shown(status="error") == {unlock1, lock2}
-        assert shown(q="lock") == {lock1, lock2}
+        assert shown(q="unlock") == {unlock1}  # any part of the id, from 3 characters
+        assert shown(q="ock2") == {lock2}
         assert shown(action_type="LOCK_DOOR", status="pending") == {lock1}
         assert shown(until="2020-01-01T00:00") == set()
         assert shown(last="1h") == {lock1, unlock1, lock2}
