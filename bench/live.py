@@ -33,7 +33,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.dashboard import logged_in, p95  # noqa: E402
-from bench.webhooks import free_port  # noqa: E402
+from bench.webhooks import gunicorn_process  # noqa: E402
 
 TARGET_POLL_P95_MS = 5
 TARGET_EXTRA_DELAY = 0.5  # seconds past the interval
@@ -204,7 +204,6 @@ def bench_browsers(args: argparse.Namespace, workdir: Path, interval: int) -> No
 
     db = workdir / f"browsers-{interval}.sqlite3"
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{db}",
@@ -214,7 +213,6 @@ def bench_browsers(args: argparse.Namespace, workdir: Path, interval: int) -> No
         "SEAM_API_KEY": "",
         "SEAM_POLL_SECONDS": str(interval),
         "WEB_CONCURRENCY": "2",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",
     }
     env.pop("CACHE_URL", None)
@@ -237,24 +235,7 @@ def bench_browsers(args: argparse.Namespace, workdir: Path, interval: int) -> No
         capture_output=True,
         text=True,
     ).stdout.split()[-1]
-    log = open(workdir / f"gunicorn-{interval}.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "dashboard.wsgi", "--config", "gunicorn.conf.py"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
+    with gunicorn_process(env, workdir / f"gunicorn-{interval}.log") as (url, server):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
@@ -318,10 +299,6 @@ def bench_browsers(args: argparse.Namespace, workdir: Path, interval: int) -> No
                 requests_per_interval.append(len(during) / (wall / interval))
                 gaps.extend(b - a for a, b in zip(during, during[1:], strict=False))
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
     delays.sort()
     q95 = statistics.quantiles(delays, n=20, method="inclusive")[18] if len(delays) > 1 else 0
     worst_rate = max(requests_per_interval)

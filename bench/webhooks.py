@@ -61,7 +61,8 @@ def database(kind: str, workdir: Path):
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path):
+def gunicorn_process(env: dict[str, str], log_path: Path):
+    """gunicorn as deployed on a free port, answering /healthz: yields its URL and process."""
     port = free_port()
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
     with open(log_path, "wb") as log:
@@ -83,10 +84,16 @@ def gunicorn(env: dict[str, str], log_path: Path):
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], log_path: Path):
+    with gunicorn_process(env, log_path) as (url, _):
+        yield url
 
 
 def sign_events(path: Path, count: int, secret: str, run: str) -> None:
