@@ -7,10 +7,11 @@ code as merge(), so the insights and the counts above the list stay exact.
 The catalogue of action types, errors and results below is shared with the `demo` command.
 """
 
+import json
 import random
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -109,6 +110,68 @@ def realistic_result(rng: random.Random, action_type: str) -> dict[str, Any]:
     return {}
 
 
+COLUMNS = (
+    "action_attempt_id",
+    "action_type",
+    "status",
+    "error",
+    "error_type",
+    "result",
+    "workspace_id",
+    "first_seen_at",
+    "fetched_at",
+    "ended_at",
+    "payload_fetched",
+    "updated_at",
+)
+
+
+def insert(batch: list[Attempt], now: datetime) -> None:
+    """Inserts the batch in one statement per batch: PostgreSQL's COPY, SQLite's executemany.
+
+    bulk_create() spends four fifths of a load preparing values field by field; these rows are
+    made here, of known types, so they are written as the database stores them.
+    """
+    table = Attempt._meta.db_table
+    columns = ", ".join(COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for a in batch:
+                    copy.write_row(row(a, now, lambda at: at))
+            return
+        if connection.vendor != "sqlite":
+            Attempt.objects.bulk_create(batch)
+            return
+        marks = ", ".join(["%s"] * len(COLUMNS))
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})",  # noqa: S608 - names only
+            [row(a, now, sqlite_time) for a in batch],
+        )
+
+
+def sqlite_time(at: datetime | None) -> str | None:
+    # As Django's SQLite backend stores an aware time: naive UTC, as text.
+    return None if at is None else str(at.astimezone(UTC).replace(tzinfo=None))
+
+
+def row(a: Attempt, now: datetime, time_of) -> tuple:
+    return (
+        a.action_attempt_id,
+        a.action_type,
+        a.status,
+        None if a.error is None else json.dumps(a.error),
+        a.error_type,
+        None if a.result is None else json.dumps(a.result),
+        a.workspace_id,
+        time_of(a.first_seen_at),
+        time_of(a.fetched_at),
+        time_of(a.ended_at),
+        a.payload_fetched,
+        time_of(now),
+    )
+
+
 class Command(BaseCommand):
     help = "Bulk-loads N realistic attempts (types, statuses, errors, over the last 30 days)."
 
@@ -145,7 +208,7 @@ class Command(BaseCommand):
                 self.make_attempt(rng, now, span, types, weights, options) for _ in range(size)
             ]
             with transaction.atomic():
-                Attempt.objects.bulk_create(batch, batch_size=size)
+                insert(batch, now)
                 rollups.count(batch)
             done += size
             self.progress(done, count, started)
