@@ -84,6 +84,18 @@ class TestAnyPartOfAnId:
         assert found == expected(q)
         assert response.context["stats"]["total"] == len(expected(q))
 
+    @pytest.mark.parametrize("q", ["9f18-4ef9-886a", "*id", "_id", "%id", 'te"1', "NEAR"])
+    def test_more_matches_than_few_are_searched_within_the_list_query(
+        self, admin_client, recorded, monkeypatch, q
+    ):
+        monkeypatch.setattr(search, "FEW_MATCHES", 0)
+
+        response = admin_client.get("/attempts/", {"q": q})
+
+        found = sorted(a.action_attempt_id for a in response.context["page"].rows)
+        assert found == expected(q)
+        assert response.context["stats"]["total"] == len(expected(q))
+
     @pytest.mark.parametrize("q", ["9f18-4ef9-886a", 'id"q', "r_i", "%id"])
     def test_q_is_data_in_the_export(self, admin_client, recorded, q):
         response = admin_client.get("/attempts/export.csv", {"q": q})
