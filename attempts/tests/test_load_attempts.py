@@ -37,6 +37,9 @@ class TestLoadAttempts:
         span = Attempt.objects.aggregate(lo=Min("first_seen_at"), hi=Max("first_seen_at"))
         assert span["hi"] - span["lo"] > timedelta(weeks=3)
         assert span["hi"] <= timezone.now()
+        # Loaded as they would arrive, oldest first (pending ones are the newest).
+        ended = list(Attempt.objects.exclude(status=Status.PENDING).values_list("first_seen_at"))
+        assert ended == sorted(ended)
 
     def test_it_adds_to_what_is_there(self):
         self.load("10", "--seed", "1")
