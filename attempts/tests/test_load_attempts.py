@@ -38,7 +38,11 @@ class TestLoadAttempts:
         assert span["hi"] - span["lo"] > timedelta(weeks=3)
         assert span["hi"] <= timezone.now()
         # Loaded as they would arrive, oldest first (pending ones are the newest).
-        ended = list(Attempt.objects.exclude(status=Status.PENDING).values_list("first_seen_at"))
+        ended = list(
+            Attempt.objects.exclude(status=Status.PENDING)
+            .order_by("id")
+            .values_list("first_seen_at")
+        )
         assert ended == sorted(ended)
 
     def test_it_adds_to_what_is_there(self):
