@@ -12,6 +12,7 @@ only the partial hours at the edges of the range from the attempts themselves.
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import product
@@ -244,32 +245,38 @@ def page_of(
 
 
 def stats_key(filters: dict[str, Any], stuck_minutes: int) -> str:
+    return figures_key("attempts:stats", filters, stuck_minutes)
+
+
+def figures_key(prefix: str, filters: dict[str, Any], *more: Any) -> str:
+    """The cache key of figures computed for these filters (in any order) and arguments."""
     canonical = {k: sorted(v) if isinstance(v, list) else v for k, v in filters.items()}
-    raw = json.dumps([canonical, stuck_minutes], sort_keys=True, default=str)
-    return "attempts:stats:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+    raw = json.dumps([canonical, *more], sort_keys=True, default=str)
+    return f"{prefix}:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 def attempt_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]:
-    """Counts by action_type and status, the error rate and the stuck count for these filters.
+    """Counts by action_type and status, the error rate and the stuck count for these filters."""
+    return shared(stats_key(filters, stuck_minutes), lambda: compute_stats(filters, stuck_minutes))
 
-    Computed at most once per STATS_SECONDS for all viewers of the same filters: the last result
-    is kept longer, and one process (the holder of a cache lock) recomputes it while the others
-    keep serving it.
-    """
-    key = stats_key(filters, stuck_minutes)
-    stats = cache.get(key)
-    if stats and stats["computed_at"] > timezone.now() - timedelta(seconds=STATS_SECONDS):
-        return stats
+
+def shared(key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """compute()'s figures, worked out at most once per STATS_SECONDS for all viewers of the
+    same key: the last result is kept longer, and one process (the holder of a cache lock)
+    recomputes it while the others keep serving it. The figures carry their `computed_at`."""
+    figures = cache.get(key)
+    if figures and figures["computed_at"] > timezone.now() - timedelta(seconds=STATS_SECONDS):
+        return figures
     locked = cache.add(key + ":lock", 1, 30)
-    if stats and not locked:
-        return stats  # another process is recomputing it
+    if figures and not locked:
+        return figures  # another process is recomputing them
     try:
-        stats = compute_stats(filters, stuck_minutes)
-        cache.set(key, stats, STATS_SECONDS * 20)
+        figures = {"computed_at": timezone.now(), **compute()}
+        cache.set(key, figures, STATS_SECONDS * 20)
     finally:
         if locked:
             cache.delete(key + ":lock")
-    return stats
+    return figures
 
 
 BAR_WIDTH = 200

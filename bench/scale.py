@@ -134,7 +134,10 @@ def run_one(kind: str, args: argparse.Namespace) -> None:
     from django.test import Client
 
     from attempts.models import Attempt
-    from attempts.queries import compute_stats, filtered_attempts, list_page
+    from attempts.queries import FILTER_KEYS, compute_stats, filtered_attempts, list_page
+    from insights.figures import report
+
+    NO_FILTERS = dict.fromkeys(FILTER_KEYS)  # noqa: N806
 
     how = load(args.count, more=not args.no_load)
     total = Attempt.objects.count()
@@ -186,6 +189,9 @@ def run_one(kind: str, args: argparse.Namespace) -> None:
         "counts, fresh range + filters": fresh_filtered_range,
         "insights, 24 h": lambda i: get(client, "/insights/"),
         "insights, 30 d": lambda i: get(client, "/insights/?last=30d"),
+        "insights, 30 d, computed (no cache)": lambda i: report(
+            {**NO_FILTERS, "last": "30d"}, {"last": ["30d"]}
+        ),
         "insights, 7 d LOCK_DOOR + error type": lambda i: get(
             client, "/insights/?last=7d&action_type=LOCK_DOOR&error_type=device_offline"
         ),

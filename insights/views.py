@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from attempts.queries import AttemptFilterForm
+from attempts.queries import AttemptFilterForm, figures_key, shared
 from insights.figures import DEFAULT_LAST, report
 
 
@@ -22,7 +22,9 @@ def insights(request: HttpRequest) -> HttpResponse:
         base = {k: v for k, v in base.items() if v}
         if not (filters["last"] or filters["since"] or filters["until"]):
             base["last"] = [DEFAULT_LAST]
-        context["report"] = report(filters, base)
+        # Shared by every viewer for half a minute, as the list's counts are.
+        key = figures_key("insights:report", filters, base)
+        context["report"] = shared(key, lambda: report(filters, base))
     else:
         status = 400
     # Only the report for htmx's in-place updates; a history restore wants the whole page.

@@ -4,8 +4,9 @@ from html import unescape
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 
-from attempts import rollups
+from attempts import queries, rollups
 from attempts.merge import Observation, merge
 from attempts.models import Source, Status
 from dashboard.middleware import CONTENT_SECURITY_POLICY
@@ -108,7 +109,19 @@ class TestInsights:
         attempt("a", "success", 1)
         before = operator.get("/insights/").context["report"]["trend"]["table"]
         rollups.rebuild()  # keeps hours before the oldest attempt: none here, so same figures
+        cache.clear()
         assert operator.get("/insights/").context["report"]["trend"]["table"] == before
+
+    def test_viewers_share_a_report_for_half_a_minute(self, operator, monkeypatch):
+        attempt("a", "success", 1)
+        first = operator.get("/insights/").context["report"]
+        attempt("b", "success", 1)
+        assert operator.get("/insights/").context["report"] == first
+
+        monkeypatch.setattr(queries, "STATS_SECONDS", 0)
+        later = operator.get("/insights/").context["report"]
+        assert later["computed_at"] > first["computed_at"]
+        assert sum(row["success"] for row in later["trend"]["table"]) == 2
 
     def test_bad_filters_get_a_readable_400(self, operator):
         response = operator.get("/insights/?last=9y&since=nope")
