@@ -8,10 +8,12 @@ so that a spreadsheet app shows it as text instead of running it as a formula.
 
 import csv
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import QuerySet, TextField
+from django.db import connection
+from django.db.models import F, QuerySet, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
@@ -67,12 +69,19 @@ class Echo:
         return value
 
 
-def stream(header: list[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
-    """CSV text in chunks of CHUNK_SIZE rows: one write to the client per chunk, not per row."""
+def safe(text: str | None) -> str:
+    """cell() of a text that may be None, for the columns known to hold text."""
+    if not text:
+        return ""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def stream(header: list[str], rows: Iterable[Iterable[str]]) -> Iterator[str]:
+    """CSV text in chunks of CHUNK_SIZE rows (of cells): one write to the client per chunk."""
     writer = csv.writer(Echo())
     lines = [writer.writerow(header)]
     for row in rows:
-        lines.append(writer.writerow([cell(v) for v in row]))
+        lines.append(writer.writerow(row))
         if len(lines) >= CHUNK_SIZE:
             yield "".join(lines)
             lines = []
@@ -102,22 +111,58 @@ def as_text(name: str) -> Cast:
     return Cast(name, TextField())
 
 
-def attempt_rows(qs: QuerySet) -> Iterator[tuple[Any, ...]]:
+def attempt_rows(qs: QuerySet) -> Iterator[tuple[str, ...]]:
+    # On SQLite the times are read as the text it stores (naive UTC): parsing each into an
+    # aware datetime and formatting it again took two fifths of an export.
+    as_stored = connection.vendor == "sqlite"
+    times = [as_text(f) if as_stored else F(f) for f in ("first_seen_at", "ended_at")]
     values = qs.values_list(
         "action_attempt_id",
         "action_type",
         "status",
-        "first_seen_at",
-        "ended_at",
+        *times,
         "error_type",
         KT("error__message"),
         as_text("result"),
         "workspace_id",
     )
-    for row in values.iterator(chunk_size=CHUNK_SIZE):
-        first_seen, ended = row[3], row[4]
-        seconds = f"{(ended - first_seen).total_seconds():.3f}" if ended else ""
-        yield (*row[:5], seconds, *row[5:])
+    iso, parse = (stored_iso, datetime.fromisoformat) if as_stored else (aware_iso, same)
+    for (
+        aid,
+        action_type,
+        status,
+        first_seen,
+        ended,
+        error_type,
+        message,
+        result,
+        workspace,
+    ) in values.iterator(chunk_size=CHUNK_SIZE):
+        seconds = f"{(parse(ended) - parse(first_seen)).total_seconds():.3f}" if ended else ""
+        yield (
+            safe(aid),
+            safe(action_type),
+            status,
+            iso(first_seen),
+            iso(ended),
+            seconds,
+            safe(error_type),
+            safe(message),
+            safe(result),
+            safe(workspace),
+        )
+
+
+def stored_iso(text: str | None) -> str:
+    return f"{text[:10]}T{text[11:]}+00:00" if text else ""
+
+
+def aware_iso(at: datetime | None) -> str:
+    return at.isoformat() if at else ""
+
+
+def same(value: Any) -> Any:
+    return value
 
 
 def event_rows(qs: QuerySet) -> Iterator[tuple[Any, ...]]:
@@ -134,7 +179,7 @@ def event_rows(qs: QuerySet) -> Iterator[tuple[Any, ...]]:
     )
     for event_id, event_type, linked, named, *rest in values.iterator(chunk_size=CHUNK_SIZE):
         # The attempt it was merged into, else the one its payload names (lock.locked does).
-        yield (event_id, event_type, linked or named, *rest)
+        yield [cell(v) for v in (event_id, event_type, linked or named, *rest)]
 
 
 @require_GET

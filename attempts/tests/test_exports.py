@@ -1,7 +1,7 @@
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -103,6 +103,18 @@ class TestAttemptsExport:
         assert json.loads(by_id["aa_ok"]["result"]) == {"was_confirmed_by_device": False}
         assert by_id["aa_ok"]["first_seen_at"].startswith(str(now.year))
         assert by_id["aa_odd"]["error_type"] == "" and by_id["aa_odd"]["result"] == ""
+
+    def test_times_are_iso_8601_in_utc_to_the_microsecond_or_second(self, admin_client):
+        started = datetime(2026, 11, 3, 4, 5, 6, tzinfo=UTC)
+        ended = started + timedelta(microseconds=1500)
+        Attempt.objects.create(
+            action_attempt_id="aa_t", status=Status.SUCCESS, first_seen_at=started, ended_at=ended
+        )
+        header, row = read_csv(admin_client.get("/attempts/export.csv"))
+        got = dict(zip(header, row, strict=True))
+        assert got["first_seen_at"] == "2026-11-03T04:05:06+00:00"
+        assert got["ended_at"] == "2026-11-03T04:05:06.001500+00:00"
+        assert got["seconds_to_resolution"] == "0.002"
 
     def test_it_rejects_invalid_filters(self, admin_client):
         response = admin_client.get("/attempts/export.csv?status=lost")
