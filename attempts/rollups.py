@@ -1,11 +1,12 @@
 """Counts and resolution times of attempts per hour and per day, kept exact by construction.
 
 Every attempt is counted once under its key: the hour it was first seen, its action type, status
-and error type; an ended one also under its time to resolution's bucket. Each key is counted in
-an hourly table and in a daily one (the same key, its day). `merge()` calls `moved()` with the
-keys before and after a change, in the change's transaction, so the rollups can never drift
-from the attempts; `rebuild()` recomputes them with the same key functions. Each table
-touched is one upsert statement, built once; on PostgreSQL, a change's upserts are one.
+and error type; an ended one also under that key and its time to resolution's bucket. Each key
+is counted in an hourly table and in a daily one (the same key, its day). `merge()` calls
+`moved()` with the keys before and after a change, in the change's transaction, so the rollups
+can never drift from the attempts; `rebuild()` recomputes them with the same key functions.
+Each table touched is one upsert statement, built once; on PostgreSQL, a change's upserts are
+one.
 """
 
 from bisect import bisect_right
@@ -37,7 +38,7 @@ EDGES_US = tuple(round(10_000 * 10 ** (i / 10)) for i in range(81))
 BUCKETS = len(EDGES_US) + 1
 
 CountKey = tuple[datetime, str, str, str]
-ResolutionKey = tuple[datetime, str, str, int]
+ResolutionKey = tuple[datetime, str, str, str, int]
 Keys = tuple[CountKey, ResolutionKey | None]
 
 
@@ -78,7 +79,7 @@ def keys_of(
     count = (hour, action_type, status, error_type)
     if ended_at is None or status not in TERMINAL_STATUSES:
         return count, None
-    return count, (hour, action_type, status, bucket_of(ended_at - first_seen_at))
+    return count, (*count, bucket_of(ended_at - first_seen_at))
 
 
 def keys(attempt: Attempt) -> Keys:
@@ -92,7 +93,7 @@ def keys(attempt: Attempt) -> Keys:
 
 
 COUNT_KEY = ("start", "action_type", "status", "error_type")
-RESOLUTION_KEY = ("start", "action_type", "status", "bucket")
+RESOLUTION_KEY = ("start", "action_type", "status", "error_type", "bucket")
 
 
 @lru_cache(maxsize=8)
