@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from attempts import rollups, rows
@@ -73,7 +73,9 @@ def merge(
         raise ValueError(f"unknown status {observation.status!r}")
     now = timezone.now()
     at = min(observation.at or now, now)
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (a webhook's): nothing here recovers from an
+    # error, so a failure rolls back the caller's whole transaction anyway.
+    with transaction.atomic(savepoint=False):
         # One locking read; a never-seen attempt is inserted once, with every field it gets.
         attempt = rows.get_for_update(Attempt, "action_attempt_id", action_attempt_id)
         if attempt is None:
@@ -175,12 +177,7 @@ def _create(
         attempt.error_type = error_type_of(observation.error)
         attempt.result = observation.result
         attempt.payload_fetched = True
-    try:
-        with transaction.atomic():
-            rows.insert(attempt)
-    except IntegrityError:
-        return None
-    return attempt
+    return attempt if rows.insert(attempt, unless_taken="action_attempt_id") else None
 
 
 def error_type_of(error: Any) -> str:

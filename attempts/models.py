@@ -210,21 +210,26 @@ class CountRollup(Rollup):
 
 
 class ResolutionRollup(Rollup):
-    """Ended attempts by action type, status and time to resolution's bucket
-    (attempts.rollups.EDGES_US)."""
+    """Ended attempts by action type, status, error type (so the percentiles can be narrowed by
+    it) and time to resolution's bucket (attempts.rollups.EDGES_US)."""
 
+    error_type = models.CharField(max_length=100, blank=True)
     bucket = models.PositiveSmallIntegerField()
 
     class Meta:
         abstract = True
         constraints = [
             models.UniqueConstraint(
-                fields=["start", "action_type", "status", "bucket"], name="%(class)s_key"
+                fields=["start", "action_type", "status", "error_type", "bucket"],
+                name="%(class)s_key",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.start:%Y-%m-%d %H}h {self.action_type} {self.status} bucket {self.bucket}"
+        return (
+            f"{self.start:%Y-%m-%d %H}h {self.action_type} {self.status} {self.error_type} "
+            f"bucket {self.bucket}"
+        )
 
 
 class HourlyCount(CountRollup):

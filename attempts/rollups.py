@@ -1,11 +1,12 @@
 """Counts and resolution times of attempts per hour and per day, kept exact by construction.
 
 Every attempt is counted once under its key: the hour it was first seen, its action type, status
-and error type; an ended one also under its time to resolution's bucket. Each key is counted in
-an hourly table and in a daily one (the same key, its day). `merge()` calls `moved()` with the
-keys before and after a change, in the change's transaction, so the rollups can never drift
-from the attempts; `rebuild()` recomputes them with the same key functions. Each counter
-touched is one upsert statement, built once.
+and error type; an ended one also under that key and its time to resolution's bucket. Each key
+is counted in an hourly table and in a daily one (the same key, its day). `merge()` calls
+`moved()` with the keys before and after a change, in the change's transaction, so the rollups
+can never drift from the attempts; `rebuild()` recomputes them with the same key functions.
+Each table touched is one upsert statement, built once; on PostgreSQL, a change's upserts are
+one.
 """
 
 from bisect import bisect_right
@@ -37,7 +38,7 @@ EDGES_US = tuple(round(10_000 * 10 ** (i / 10)) for i in range(81))
 BUCKETS = len(EDGES_US) + 1
 
 CountKey = tuple[datetime, str, str, str]
-ResolutionKey = tuple[datetime, str, str, int]
+ResolutionKey = tuple[datetime, str, str, str, int]
 Keys = tuple[CountKey, ResolutionKey | None]
 
 
@@ -78,7 +79,7 @@ def keys_of(
     count = (hour, action_type, status, error_type)
     if ended_at is None or status not in TERMINAL_STATUSES:
         return count, None
-    return count, (hour, action_type, status, bucket_of(ended_at - first_seen_at))
+    return count, (*count, bucket_of(ended_at - first_seen_at))
 
 
 def keys(attempt: Attempt) -> Keys:
@@ -92,7 +93,7 @@ def keys(attempt: Attempt) -> Keys:
 
 
 COUNT_KEY = ("start", "action_type", "status", "error_type")
-RESOLUTION_KEY = ("start", "action_type", "status", "bucket")
+RESOLUTION_KEY = ("start", "action_type", "status", "error_type", "bucket")
 
 
 @lru_cache(maxsize=8)
@@ -147,13 +148,49 @@ def _statements(counts: Counter, resolutions: Counter):
 ROWS_PER_STATEMENT = 1000
 
 
-def add(counts: Counter, resolutions: Counter) -> None:
-    """Adds these deltas (by hourly key) to the hourly and the daily counters."""
+@lru_cache(maxsize=64)
+def _chained(shapes: tuple[tuple[str, int], ...]) -> str:
+    """The upserts (sql, rows) as one PostgreSQL statement: each but the last a data-modifying
+    WITH query, and each after the first reading the whole output of the one before, so they
+    run in the given order (the order that keeps concurrent writers out of deadlocks)."""
+    parts = []
+    for i, (sql, n) in enumerate(shapes):
+        many = _many(sql, n)
+        if i:
+            head, tail = many.split(" ON CONFLICT ", 1)
+            insert, values = head.split(" VALUES ", 1)
+            many = (
+                f"{insert} SELECT v.* FROM (VALUES {values}) AS v, "  # noqa: S608 - names only
+                f"(SELECT count(*) FROM s{i - 1}) AS done ON CONFLICT {tail}"
+            )
+        parts.append(many)
+    if len(parts) == 1:
+        return parts[0]
+    queries = ", ".join(f"s{i} AS ({part} RETURNING 1)" for i, part in enumerate(parts[:-1]))
+    return f"WITH {queries} {parts[-1]}"
+
+
+def _run(statements: list[tuple[str, list[list[Any]]]]) -> None:
+    """Runs these upserts in order. On PostgreSQL a few rows go in one statement: each
+    statement is a round trip to the server, which costs a webhook more than the writes."""
     with connection.cursor() as cursor:
-        for sql, rows in _statements(counts, resolutions):
+        if (
+            connection.vendor == "postgresql"
+            and len(statements) > 1
+            and sum(len(rows) for _, rows in statements) <= ROWS_PER_STATEMENT
+        ):
+            sql = _chained(tuple((sql, len(rows)) for sql, rows in statements))
+            cursor.execute(sql, [p for _, rows in statements for r in rows for p in r])
+            return
+        for sql, rows in statements:
             for i in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[i : i + ROWS_PER_STATEMENT]
                 cursor.execute(_many(sql, len(chunk)), [p for r in chunk for p in r])
+
+
+def add(counts: Counter, resolutions: Counter) -> None:
+    """Adds these deltas (by hourly key) to the hourly and the daily counters."""
+    _run(list(_statements(counts, resolutions)))
 
 
 def moved(before: Keys | None, after: Keys) -> None:
@@ -161,15 +198,16 @@ def moved(before: Keys | None, after: Keys) -> None:
     if before == after:
         return
     if before is None:
-        # A new attempt, the webhook's common case: two or four upserts, nothing to sort.
-        with connection.cursor() as cursor:
-            for names, key, hourly, daily in (
-                (COUNT_KEY, after[0], HourlyCount, DailyCount),
-                (RESOLUTION_KEY, after[1], HourlyResolution, DailyResolution),
-            ):
-                if key is not None:
-                    cursor.execute(_upsert_sql(hourly, names), _params(key, 1, False))
-                    cursor.execute(_upsert_sql(daily, names), _params(key, 1, True))
+        # A new attempt, the webhook's common case: two or four rows, nothing to sort or sum.
+        statements = []
+        for names, key, hourly, daily in (
+            (COUNT_KEY, after[0], HourlyCount, DailyCount),
+            (RESOLUTION_KEY, after[1], HourlyResolution, DailyResolution),
+        ):
+            if key is not None:
+                statements.append((_upsert_sql(hourly, names), [_params(key, 1, False)]))
+                statements.append((_upsert_sql(daily, names), [_params(key, 1, True)]))
+        _run(statements)
         return
     counts: Counter = Counter()
     resolutions: Counter = Counter()

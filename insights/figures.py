@@ -158,9 +158,9 @@ def top_errors(filters: dict[str, Any], span: Span, base: dict[str, Any]) -> lis
 
 
 def resolution(filters: dict[str, Any], span: Span) -> list[dict[str, Any]]:
-    """p50/p95/p99 of the time to resolution per action type, from summed buckets (the
-    buckets know action type and status, not error type)."""
-    narrow = partial(narrowed, filters={**filters, "error_type": None})
+    """p50/p95/p99 of the time to resolution per action type, from summed buckets (kept by
+    action type, status and error type, so every filter narrows them)."""
+    narrow = partial(narrowed, filters=filters)
     rows = rollups.summed(
         HourlyResolution, DailyResolution, narrow, span.start, span.end, ("action_type", "bucket")
     )

@@ -6,7 +6,7 @@ import pytest
 from django.apps import apps
 
 from attempts.merge import Observation, error_type_of, merge
-from attempts.models import Attempt, HourlyCount, Source
+from attempts.models import Attempt, DailyResolution, HourlyCount, HourlyResolution, Source
 
 
 def failed(aid: str, error_type, action_type: str = "LOCK_DOOR") -> None:
@@ -63,4 +63,24 @@ class TestErrorType:
         assert Attempt.objects.get().error_type == "device_offline"
         assert list(HourlyCount.objects.values_list("status", "error_type", "count")) == [
             ("error", "device_offline", 1)
+        ]
+
+    def test_the_resolution_migration_refills_them_by_error_type(self):
+        failed("a1", "device_offline")
+        pruned = HourlyResolution.objects.create(
+            start=Attempt.objects.get().first_seen_at.replace(year=2020, minute=0, second=0),
+            action_type="LOCK_DOOR",
+            status="error",
+            bucket=3,
+            count=7,
+        )
+        HourlyResolution.objects.exclude(pk=pruned.pk).update(error_type="")
+
+        migration = importlib.import_module("attempts.migrations.0007_resolution_error_type")
+        migration.refill(apps, None)
+
+        rows = HourlyResolution.objects.values_list("status", "error_type", "count")
+        assert sorted(rows) == [("error", "", 7), ("error", "device_offline", 1)]
+        assert list(DailyResolution.objects.values_list("error_type", "count")) == [
+            ("device_offline", 1)
         ]

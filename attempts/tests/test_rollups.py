@@ -37,18 +37,18 @@ def snapshot() -> tuple[dict, dict]:
         for r in HourlyCount.objects.exclude(count=0)
     }
     resolutions = {
-        (r.start, r.action_type, r.status, r.bucket): r.count
+        (r.start, r.action_type, r.status, r.error_type, r.bucket): r.count
         for r in HourlyResolution.objects.exclude(count=0)
     }
-    for hourly, model, last in (
-        (counts, DailyCount, "error_type"),
-        (resolutions, DailyResolution, "bucket"),
+    for hourly, model, rest in (
+        (counts, DailyCount, ("error_type",)),
+        (resolutions, DailyResolution, ("error_type", "bucket")),
     ):
         by_day: Counter = Counter()
         for key, n in hourly.items():
             by_day[(key[0].replace(hour=0), *key[1:])] += n
         daily = {
-            (r.start, r.action_type, r.status, getattr(r, last)): r.count
+            (r.start, r.action_type, r.status, *(getattr(r, name) for name in rest)): r.count
             for r in model.objects.exclude(count=0)
         }
         assert daily == {k: n for k, n in by_day.items() if n}
@@ -149,9 +149,12 @@ class TestRollups:
             source=Source.API,
         )
 
-        assert list(snapshot()[0].values()) == [1]
-        [key] = snapshot()[0]
+        counts, resolutions = snapshot()
+        assert list(counts.values()) == [1] and list(resolutions.values()) == [1]
+        [key] = counts
         assert key[2:] == ("error", "lock_jammed")
+        [key] = resolutions
+        assert key[2:4] == ("error", "lock_jammed")
         assert Attempt.objects.get().error_type == "lock_jammed"
         assert_exact()
 

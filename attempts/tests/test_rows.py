@@ -28,6 +28,16 @@ class TestRows:
         assert stored.first_seen_at == attempt.first_seen_at
         assert stored.updated_at is not None
 
+    def test_insert_unless_taken_leaves_a_taken_value_alone(self):
+        first = Attempt(action_attempt_id="aa1", status="success")
+        second = Attempt(action_attempt_id="aa1", status="error")
+
+        assert rows.insert(first, unless_taken="action_attempt_id") is True
+        assert rows.insert(second, unless_taken="action_attempt_id") is False
+
+        assert second.pk is None and second._state.adding
+        assert list(Attempt.objects.values_list("pk", "status")) == [(first.pk, "success")]
+
     def test_update_writes_only_the_named_fields(self):
         attempt = Attempt.objects.create(action_attempt_id="aa1")
         updated_at = attempt.updated_at

@@ -93,6 +93,26 @@ class TestInsights:
         report = operator.get("/insights/?error_type=device_offline").context["report"]
         assert sum(row["error"] for row in report["trend"]["table"]) == 1
 
+    def test_an_error_type_narrows_the_resolution_times(self, operator):
+        for n in range(3):
+            attempt(f"fast{n}", "error", 2, took=1.5, error={"type": "device_offline"})
+        attempt("slow", "error", 2, took=600, error={"type": "lock_jammed", "message": "x"})
+        attempt("ok", "success", 2, took=30)
+
+        def resolution(query: str) -> list[tuple[str, int, str, str]]:
+            report = operator.get(f"/insights/{query}").context["report"]
+            return [
+                (r["action_type"], r["ended"], r["p50"], r["p99"]) for r in report["resolution"]
+            ]
+
+        fast, slow = "≤ 1.6 s", resolution("?error_type=lock_jammed")[0][2]
+        assert slow.startswith("≤ 10 min") or slow.startswith("≤ 12 min")
+        assert resolution("?error_type=device_offline") == [("LOCK_DOOR", 3, fast, fast)]
+        assert resolution("?error_type=lock_jammed") == [("LOCK_DOOR", 1, slow, slow)]
+        both = resolution("?error_type=device_offline&error_type=lock_jammed")
+        assert both == [("LOCK_DOOR", 4, fast, slow)]
+        assert resolution("")[0][1] == 5
+
     def test_past_seven_days_a_bar_is_a_day(self, operator):
         attempt("old", "success", 24 * 20)
         attempt("new", "success", 1)
