@@ -5,11 +5,14 @@ row by row in the writer's transaction (that would add a third to a webhook's wr
 indexes the rows up to a watermark, and a search also scans the few rows after it, by primary
 key, with instr(). Once that tail passes CATCH_UP_AFTER rows, a search first indexes a batch
 of it. (SQLite serializes writers and AUTOINCREMENT never reuses an id, so no row can appear
-below the watermark.) The search text is one quoted FTS5 string, so FTS5's query syntax
-(quotes, *, -, ^, NEAR, OR) is just text.
+below the watermark.) The index finds the rows holding a few trigrams that cover the text,
+each a quoted FTS5 string, so FTS5's query syntax (quotes, *, -, ^, NEAR, OR) is just text;
+instr() then keeps those holding the whole text.
 PostgreSQL: a pg_trgm GIN index, which LIKE uses; Django escapes LIKE's % and _ in `contains`.
 Both are made by migration 0004.
 """
+
+from functools import lru_cache
 
 from django.db import connection, models, transaction
 from django.db.models import Q
@@ -35,12 +38,36 @@ def fts_table(table: str) -> str:
 
 def contains(model: type[models.Model], field: str, text: str) -> Q:
     """The rows whose `field` contains `text` (of MIN_CONTAINS characters or more)."""
+    table = model._meta.db_table
+    newest = last_id(table)
+    if connection.vendor == "sqlite" and newest - watermark(table) > CATCH_UP_AFTER:
+        catch_up(table, model._meta.get_field(field).column)
+    keys = matching_keys(connection.alias, model, field, text, newest)
+    return Q(pk__in=keys) if keys is not None else _contains(model, field, text)
+
+
+# Ids never change, so the rows up to the newest one match as they did: the list, its counts
+# and its stuck figure ask for the same search in one request and pay for it once. (A row
+# deleted since is simply not found by its key.)
+@lru_cache(maxsize=256)
+def matching_keys(
+    alias: str, model: type[models.Model], field: str, text: str, newest: int
+) -> tuple[int, ...] | None:
+    """The keys of the rows that contain `text`, when there are few (the common case: a pasted
+    piece of an id); None for more. Given the search itself, the database would rather walk the
+    list's index in order and test every row against it: seconds at ten million rows."""
     found = _contains(model, field, text)
-    # Few matches (the common case: a pasted piece of an id) are handed over as their keys.
-    # Given the search itself, the database would rather walk the list's index in order and
-    # test every row against it: seconds at ten million rows.
-    keys = list(model.objects.filter(found).values_list("pk", flat=True)[: FEW_MATCHES + 1])
-    return Q(pk__in=keys) if len(keys) <= FEW_MATCHES else found
+    keys = tuple(model.objects.filter(found).values_list("pk", flat=True)[: FEW_MATCHES + 1])
+    return keys if len(keys) <= FEW_MATCHES else None
+
+
+def trigrams(text: str) -> list[str]:
+    """Trigrams of `text` that together cover it, overlapping only at the end: enough to find
+    the candidates, at a quarter of the index reads of every trigram in a row."""
+    picked = [text[i : i + 3] for i in range(0, len(text) - 2, 3)]
+    if len(text) % 3:
+        picked.append(text[-3:])
+    return picked
 
 
 def _contains(model: type[models.Model], field: str, text: str) -> Q:
@@ -49,15 +76,15 @@ def _contains(model: type[models.Model], field: str, text: str) -> Q:
     table = model._meta.db_table
     column = model._meta.get_field(field).column
     indexed = watermark(table)
-    if last_id(table) - indexed > CATCH_UP_AFTER:
-        indexed = catch_up(table, column)
     search = fts_table(table)
+    # The rows holding all the picked trigrams, then only those holding the whole text.
     sql = (
-        f"SELECT rowid FROM {search} WHERE {search} MATCH %s "  # noqa: S608 - names only
+        f"SELECT id FROM {table} WHERE id IN "  # noqa: S608 - names only
+        f"(SELECT rowid FROM {search} WHERE {search} MATCH %s) AND instr({column}, %s) > 0 "
         f"UNION ALL SELECT id FROM {table} WHERE id > %s AND instr({column}, %s) > 0"
     )
-    phrase = '"' + text.replace('"', '""') + '"'
-    return Q(pk__in=RawSQL(sql, [phrase, indexed, text]))  # noqa: S611 - text is a parameter
+    terms = " AND ".join('"' + t.replace('"', '""') + '"' for t in trigrams(text))
+    return Q(pk__in=RawSQL(sql, [terms, text, indexed, text]))  # noqa: S611 - text is a parameter
 
 
 def watermark(table: str) -> int:
