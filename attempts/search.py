@@ -5,18 +5,21 @@ row by row in the writer's transaction (that would add a third to a webhook's wr
 indexes the rows up to a watermark, and a search also scans the few rows after it, by primary
 key, with instr(). Once that tail passes CATCH_UP_AFTER rows, a search first indexes a batch
 of it. (SQLite serializes writers and AUTOINCREMENT never reuses an id, so no row can appear
-below the watermark.) The index finds the rows holding a few trigrams that cover the text,
-each a quoted FTS5 string, so FTS5's query syntax (quotes, *, -, ^, NEAR, OR) is just text;
-instr() then keeps those holding the whole text.
-PostgreSQL: a pg_trgm GIN index, which LIKE uses; Django escapes LIKE's % and _ in `contains`.
+below the watermark.) The index finds the rows holding a few trigrams of the text (see
+trigrams()), each a quoted FTS5 string, so FTS5's query syntax (quotes, *, -, ^, NEAR, OR)
+is just text; instr() then keeps those holding the whole text.
+PostgreSQL: a pg_trgm GIN index, which LIKE uses for the same few trigrams, then strpos();
+Django escapes LIKE's % and _ in `contains`.
 Both are made by migration 0004.
 """
 
 from functools import lru_cache
 
 from django.db import connection, models, transaction
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import StrIndex
+from django.db.models.lookups import GreaterThan
 
 # Shorter text has no trigram: it is matched as a beginning instead.
 MIN_CONTAINS = 3
@@ -61,18 +64,34 @@ def matching_keys(
     return keys if len(keys) <= FEW_MATCHES else None
 
 
+# Trigrams holding a dash are in most UUIDs ("-4" is the version): an index read of one costs
+# a hundred of any other, and finds nothing.
+COMMON = "-"
+PICKED = 3
+
+
 def trigrams(text: str) -> list[str]:
-    """Trigrams of `text` that together cover it, overlapping only at the end: enough to find
-    the candidates, at a quarter of the index reads of every trigram in a row."""
-    picked = [text[i : i + 3] for i in range(0, len(text) - 2, 3)]
-    if len(text) % 3:
-        picked.append(text[-3:])
+    """At most PICKED trigrams of `text`, not overlapping, without a dash where it has such:
+    together they leave a handful of candidates, whose whole id is then compared."""
+    every = [text[i : i + 3] for i in range(len(text) - 2)]
+    rare = [i for i, t in enumerate(every) if COMMON not in t] or list(range(len(every)))
+    picked: list[str] = []
+    end = 0
+    for i in rare:
+        if i >= end and len(picked) < PICKED:
+            picked.append(every[i])
+            end = i + 3
     return picked
 
 
 def _contains(model: type[models.Model], field: str, text: str) -> Q:
     if connection.vendor != "sqlite":
-        return Q(**{f"{field}__contains": text})
+        # The GIN index reads the picked trigrams alone; strpos() keeps the rows holding the
+        # whole text (given the whole text to LIKE, PostgreSQL would read all its trigrams).
+        found = Q(GreaterThan(StrIndex(field, Value(text)), 0))
+        for trigram in trigrams(text):
+            found &= Q(**{f"{field}__contains": trigram})
+        return found
     table = model._meta.db_table
     column = model._meta.get_field(field).column
     indexed = watermark(table)
