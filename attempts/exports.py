@@ -166,7 +166,8 @@ def pg_sql(template: str, *expressions: Any, joiner: str = ", ") -> Func:
 
 
 def pg_safe(column: Any) -> Func:
-    return pg_sql(r"NULLIF(regexp_replace(%(expressions)s, '^([-=+@\t\r])', '''\1'), '')", column)
+    # The empty match before a formula's first character becomes a quote.
+    return pg_sql(r"NULLIF(regexp_replace(%(expressions)s, '^(?=[-=+@\t\r])', ''''), '')", column)
 
 
 def pg_iso(name: str) -> Func:

@@ -5,6 +5,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from attempts import exports
@@ -317,6 +319,15 @@ class TestAttemptCells:
         body = export(admin_client)
         assert cells(body) == expected
         assert body == written(expected)
+
+    def test_it_writes_the_same_while_queries_are_logged(self, admin_client):
+        # As with DEBUG: the cursor that logs queries wraps PostgreSQL's COPY its own way.
+        for fields, _ in TRICKY[:2]:
+            Attempt.objects.create(**fields)
+        with CaptureQueriesContext(connection) as queries:
+            body = export(admin_client)
+        assert body == written([HEADER] + [row for _, row in TRICKY[:2]])
+        assert any('ORDER BY "attempts_attempt"' in q["sql"] for q in queries.captured_queries)
 
     def test_an_empty_export_is_its_header(self, admin_client):
         Attempt.objects.create(action_attempt_id="aa_1", action_type="LOCK_DOOR")
