@@ -38,8 +38,8 @@ export DASHBOARD_STATIC_COLLECTED=1
 # servers, browsers, timeouts), and they share nothing but the static files collected above
 # (their own databases and caches; every server on a port it asks the kernel for).
 logs="$(mktemp -d)"
-# Ending early (Ctrl-C, a CI timeout) ends both passes too.
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
+# Ending early (Ctrl-C, a CI timeout) ends both passes too, once they have stopped their servers.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait; rm -rf "$logs"' EXIT
 trap 'exit 130' INT TERM
 .venv/bin/pytest "$@" >"$logs/sqlite" 2>&1 &
 sqlite=$!
