@@ -1,12 +1,28 @@
+import os
+import signal
+
 import pytest
 from django.core.management import call_command
 
 from fakeseam import API_KEY, FakeSeam
 
 
+def pytest_configure(config):
+    # scripts/test.sh runs its two passes in the background and stops them with SIGTERM (where
+    # Ctrl-C does not reach them): stop as on Ctrl-C, so that fixtures stop what they started.
+    signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 @pytest.fixture(scope="session", autouse=True)
 def collected_static():
-    """Pages name hashed static files from collectstatic's manifest, as deployed: collect once."""
+    """Pages name hashed static files from collectstatic's manifest, as deployed: collect once
+    (scripts/test.sh has, for both of its passes at once)."""
+    if os.environ.get("DASHBOARD_STATIC_COLLECTED"):
+        return
     call_command("collectstatic", "--noinput", verbosity=0)
 
 

@@ -220,7 +220,9 @@ def test_a_webhook_the_database_cannot_record_answers_503_with_retry_after(
             refused, refused_seconds = deliver(server, body)
             pages = timed_pages(http)
             live = live_requests(http, attempt, FAULT_SECONDS)
-            readyz = httpx.get(f"{server.url}/readyz", timeout=30)
+            # Asked on PostgreSQL only, where it is checked: on SQLite it waits out the
+            # connection's 20 s busy timeout for the held write lock.
+            readyz = httpx.get(f"{server.url}/readyz", timeout=30) if POSTGRES else None
             seam_calls = len(proxy.calls_to(LIST))
             stored_during = WebhookEvent.objects.count()
             fault.restore()

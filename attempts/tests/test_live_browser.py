@@ -77,11 +77,18 @@ def row(page: Page, attempt: Attempt):
     return page.locator(f"#attempt-rows #attempt-{attempt.pk}")
 
 
-@pytest.fixture
-def server(transactional_db):
+@pytest.fixture(scope="module")
+def gunicorn(django_db_setup):
     env = {"SEAM_POLL_SECONDS": str(POLL_SECONDS), "SEAM_API_KEY": ""}
     with Gunicorn(env=env) as server:
         yield server
+
+
+@pytest.fixture
+def server(transactional_db, gunicorn):
+    """One gunicorn for the module's tests that need no Seam: each test's rows are committed,
+    and emptied after it, beside the workers' connections."""
+    return gunicorn
 
 
 @pytest.fixture
