@@ -7,15 +7,17 @@ so that a spreadsheet app shows it as text instead of running it as a formula.
 """
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import F, QuerySet, TextField
+from django.db.models import F, Func, QuerySet, TextField, Value
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, NullIf
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -25,6 +27,7 @@ from attempts.queries import AttemptFilterForm, filtered_attempts
 
 CHUNK_SIZE = 2000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NEEDS_QUOTES = re.compile('["\r\n]')
 
 ATTEMPT_COLUMNS = [
     "action_attempt_id",
@@ -81,7 +84,14 @@ def stream(header: list[str], rows: Iterable[Iterable[str]]) -> Iterator[str]:
     writer = csv.writer(Echo())
     lines = [writer.writerow(header)]
     for row in rows:
-        lines.append(writer.writerow(row))
+        # Cells without a comma, quote or line break are written as they are, joined by commas:
+        # csv.writer is left the others, as running every row through it took a third of the
+        # export on SQLite.
+        line = ",".join(row)
+        if line.count(",") == len(row) - 1 and not NEEDS_QUOTES.search(line):
+            lines.append(line + "\r\n")
+        else:
+            lines.append(writer.writerow(row))
         if len(lines) >= CHUNK_SIZE:
             yield "".join(lines)
             lines = []
@@ -106,27 +116,27 @@ def bad_filters(form: Any) -> HttpResponse:
     )
 
 
-def as_text(name: str) -> Cast:
+def as_text(name: Any) -> Cast:
     # The JSON as the database holds it: no decoding and re-encoding in Python for each row.
     return Cast(name, TextField())
 
 
 def attempt_rows(qs: QuerySet) -> Iterator[tuple[str, ...]]:
-    # On SQLite the times are read as the text it stores (naive UTC): parsing each into an
-    # aware datetime and formatting it again took two fifths of an export.
-    as_stored = connection.vendor == "sqlite"
-    times = [as_text(f) if as_stored else F(f) for f in ("first_seen_at", "ended_at")]
+    """The attempts' cells on SQLite, formatted in Python. The times are read as the text SQLite
+    stores (naive UTC): parsing each into an aware datetime and formatting it again took two
+    fifths of an export."""
     values = qs.values_list(
         "action_attempt_id",
         "action_type",
         "status",
-        *times,
+        as_text("first_seen_at"),
+        as_text("ended_at"),
         "error_type",
-        KT("error__message"),
+        as_text(KT("error__message")),  # SQLite reads a JSON number as a number
         as_text("result"),
         "workspace_id",
     )
-    iso, parse = (stored_iso, datetime.fromisoformat) if as_stored else (aware_iso, same)
+    parse = datetime.fromisoformat
     for (
         aid,
         action_type,
@@ -143,8 +153,8 @@ def attempt_rows(qs: QuerySet) -> Iterator[tuple[str, ...]]:
             safe(aid),
             safe(action_type),
             status,
-            iso(first_seen),
-            iso(ended),
+            stored_iso(first_seen),
+            stored_iso(ended),
             seconds,
             safe(error_type),
             safe(message),
@@ -157,12 +167,65 @@ def stored_iso(text: str | None) -> str:
     return f"{text[:10]}T{text[11:]}+00:00" if text else ""
 
 
-def aware_iso(at: datetime | None) -> str:
-    return at.isoformat() if at else ""
+# The cells of attempt_rows() in PostgreSQL's SQL. Each names its column once, as a column's SQL
+# may carry a parameter (KT's key). An empty text becomes NULL: COPY writes a NULL as nothing,
+# as csv.writer writes "", and an empty text as "".
+def pg_sql(template: str, *expressions: Any, joiner: str = ", ") -> Func:
+    return Func(*expressions, template=template, arg_joiner=joiner, output_field=TextField())
 
 
-def same(value: Any) -> Any:
-    return value
+def pg_safe(column: Any) -> Func:
+    # The empty match before a formula's first character becomes a quote.
+    return pg_sql(r"NULLIF(regexp_replace(%(expressions)s, '^(?=[-=+@\t\r])', ''''), '')", column)
+
+
+def pg_iso(name: str) -> Func:
+    # As isoformat(): no fraction when the microseconds are 0.
+    pattern = """'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'"""
+    template = f"replace(to_char(%(expressions)s AT TIME ZONE 'UTC', {pattern}), '.000000+', '+')"
+    return pg_sql(template, F(name))
+
+
+def pg_seconds() -> Func:
+    # A float8 as total_seconds() gives: to_char() prints it with the C library's printf, which
+    # rounds the same binary value to 3 decimals as Python's format() does.
+    template = "to_char(extract(epoch FROM %(expressions)s)::float8, 'FM999999999990.000')"
+    return pg_sql(template, F("ended_at"), F("first_seen_at"), joiner=" - ")
+
+
+def copied_attempts(qs: QuerySet) -> Iterator[bytes]:
+    """The attempts' CSV on PostgreSQL, written by the database (COPY ... TO STDOUT): the bytes
+    attempt_rows() and csv.writer would write, without Python's work on each cell."""
+    values = qs.values_list(
+        pg_safe("action_attempt_id"),
+        pg_safe("action_type"),
+        NullIf("status", Value("")),
+        pg_iso("first_seen_at"),
+        pg_iso("ended_at"),
+        pg_seconds(),
+        pg_safe("error_type"),
+        pg_safe(KT("error__message")),
+        pg_safe(as_text("result")),
+        pg_safe("workspace_id"),
+    )
+    lines = [",".join(ATTEMPT_COLUMNS).encode()]
+    try:
+        query, params = values.query.sql_with_params()
+    except EmptyResultSet:  # filters that Django finds can match nothing (an id search's)
+        yield lines[0] + b"\r\n"
+        return
+    # COPY takes no parameters: psycopg binds them client-side, as Django does for every query.
+    query = connection.ops.compose_sql(query, params)
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+            # One row per read, ended by \n, where csv.writer ends a row with \r\n.
+            for row in copy:
+                lines.append(row[:-1])
+                if len(lines) >= CHUNK_SIZE:
+                    yield b"\r\n".join(lines) + b"\r\n"
+                    lines = []
+    if lines:
+        yield b"\r\n".join(lines) + b"\r\n"
 
 
 def event_rows(qs: QuerySet) -> Iterator[tuple[Any, ...]]:
@@ -189,6 +252,8 @@ def attempts_csv(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return bad_filters(form)
     qs = filtered_attempts(form.filters())
+    if connection.vendor == "postgresql":
+        return csv_response("attempts", copied_attempts(qs))
     return csv_response("attempts", stream(ATTEMPT_COLUMNS, attempt_rows(qs)))
 
 
