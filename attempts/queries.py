@@ -318,18 +318,17 @@ def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]
     return rows
 
 
-def stuck_count(filters: dict[str, Any], now: datetime, before: datetime) -> int:
-    """The pending attempts the filters select that were first seen before `before`, counted as
-    counted() counts: an outage that leaves a hundred thousand attempts pending adds a rollup
-    row per hour, not a hundred thousand rows to read on every recount."""
-    if filters.get("status") and Status.PENDING not in filters["status"]:
-        return 0
-    until = min(filters["until"], before) if filters.get("until") else before
-    since = since_of(filters, now)
-    if since is not None and since >= until:
-        return 0
-    pending = {**filters, "status": [Status.PENDING], "until": until}
-    return sum(n for _, _, n in counted(pending, now))
+def stuck_count(filters: dict[str, Any], now: datetime, before: datetime, pending: int) -> int:
+    """Of the `pending` attempts the filters select (as counted() counts them), those first seen
+    before `before`: all but the few first seen since, read from the status index. An outage
+    that leaves a hundred thousand attempts pending costs no more to count than a quiet day."""
+    until = filters.get("until") or now
+    if until <= before:
+        return pending
+    recent = filtered_attempts({**filters, "last": None}).order_by()
+    if since := since_of(filters, now):
+        recent = recent.filter(first_seen_at__gte=since)
+    return pending - recent.filter(status=Status.PENDING, first_seen_at__gte=before).count()
 
 
 def compute_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]:
@@ -339,7 +338,8 @@ def compute_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]
         counts.setdefault(action_type, {}).setdefault(status, 0)
         counts[action_type][status] += n
     stuck_before = now - timedelta(minutes=stuck_minutes)
-    stuck = stuck_count(filters, now, stuck_before)
+    all_pending = sum(c.get(Status.PENDING, 0) for c in counts.values())
+    stuck = stuck_count(filters, now, stuck_before, all_pending)
 
     widest = max((sum(c.values()) for c in counts.values()), default=0) or 1
     rows = []
