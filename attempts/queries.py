@@ -323,12 +323,16 @@ def stuck_count(filters: dict[str, Any], now: datetime, before: datetime, pendin
     before `before`: all but the few first seen since, read from the status index. An outage
     that leaves a hundred thousand attempts pending costs no more to count than a quiet day."""
     until = filters.get("until") or now
-    if until <= before:
+    since = max(since_of(filters, now) or before, before)
+    if until <= since:
         return pending
-    recent = filtered_attempts({**filters, "last": None}).order_by()
-    if since := since_of(filters, now):
-        recent = recent.filter(first_seen_at__gte=since)
-    return pending - recent.filter(status=Status.PENDING, first_seen_at__gte=before).count()
+    # The time range as exactly two bounds: given more, SQLite reads the range from the list's
+    # index instead of the pending attempts' one.
+    anytime = filtered_attempts({**filters, "last": None, "since": None, "until": None})
+    recent = anytime.order_by().filter(
+        status=Status.PENDING, first_seen_at__gte=since, first_seen_at__lt=until
+    )
+    return pending - recent.count()
 
 
 def compute_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]:
