@@ -81,9 +81,12 @@ class Attempt(models.Model):
             # The alert rules: attempts that ended in the last minutes, by type and status,
             # read from the index alone.
             models.Index(fields=["ended_at", "action_type", "status"], name="attempt_ended_idx"),
-            # The list filtered by error type.
+            # The list filtered by error type. Only errors are in it: the attempts without an
+            # error type, most of them, cost a webhook no write to it.
             models.Index(
-                fields=["error_type", "-first_seen_at", "-id"], name="attempt_errtype_newest_idx"
+                fields=["error_type", "-first_seen_at", "-id"],
+                name="attempt_errtype_newest_idx",
+                condition=~models.Q(error_type=""),
             ),
         ]
 

@@ -71,17 +71,16 @@ PICKED = 3
 
 
 def trigrams(text: str) -> list[str]:
-    """At most PICKED trigrams of `text`, not overlapping, without a dash where it has such:
-    together they leave a handful of candidates, whose whole id is then compared."""
+    """At most PICKED trigrams of `text`, without a dash where it has such, spread from its
+    first to its last: together they cover most of the text, so only a handful of candidates
+    is left to compare whole (two trigrams of an 8-character piece leave hundreds at ten
+    million ids, each a row to read)."""
     every = [text[i : i + 3] for i in range(len(text) - 2)]
     rare = [i for i, t in enumerate(every) if COMMON not in t] or list(range(len(every)))
-    picked: list[str] = []
-    end = 0
-    for i in rare:
-        if i >= end and len(picked) < PICKED:
-            picked.append(every[i])
-            end = i + 3
-    return picked
+    if len(rare) <= PICKED:
+        return [every[i] for i in rare]
+    spread = (round(k * (len(rare) - 1) / (PICKED - 1)) for k in range(PICKED))
+    return [every[rare[k]] for k in dict.fromkeys(spread)]
 
 
 def _contains(model: type[models.Model], field: str, text: str) -> Q:
@@ -150,7 +149,9 @@ def sqlite_statements(table: str, column: str) -> list[str]:
     remember = f"INSERT INTO {search}(rowid, {column}) VALUES (new.id, new.{column})"  # noqa: S608
     return [
         f"CREATE VIRTUAL TABLE {search} USING fts5({column}, content='{table}', "
-        "content_rowid='id', tokenize='trigram case_sensitive 1')",
+        # detail=none: rowids only, no positions, as a search asks for single trigrams only;
+        # the index is 2.4 times smaller, so more of it stays in memory.
+        "content_rowid='id', tokenize='trigram case_sensitive 1', detail=none)",
         f"INSERT INTO {search}({search}) VALUES ('rebuild')",  # noqa: S608 - names only
         f"INSERT INTO {WATERMARKS} (name, indexed_up_to) "  # noqa: S608 - names only
         f"SELECT '{table}', COALESCE(MAX(id), 0) FROM {table}",

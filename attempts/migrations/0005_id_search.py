@@ -2,9 +2,8 @@
 
 On PostgreSQL the pg_trgm extension is created when the role may (a superuser, or the
 database's owner on PostgreSQL 13+, where pg_trgm is trusted). Otherwise the migration says so
-and goes on: the search still works, without the index, until an administrator runs
-`CREATE EXTENSION pg_trgm;` in the database and the migration is run again
-(`manage.py migrate attempts 0003 && manage.py migrate`).
+and goes on: the search still works, without the index, until an administrator creates the
+extension and the two indexes (the README gives the SQL).
 """
 
 import logging
@@ -40,8 +39,8 @@ def create(apps, schema_editor):
     except DatabaseError as e:
         log.warning(
             "pg_trgm is not installed and this role may not install it (%s): searching by any "
-            "part of an id works, slowly. Run CREATE EXTENSION pg_trgm; as a superuser, then "
-            "migrate attempts 0003 and migrate again.",
+            "part of an id works, slowly. Have a superuser create the extension and the "
+            "indexes: the README's 'Searching by any part of an id' gives the SQL.",
             str(e).strip(),
         )
         return

@@ -310,6 +310,7 @@ class TestQueryPlan:
             ({}, "attempt_newest_idx"),
             ({"status": ["error"]}, "attempt_status_newest_idx"),
             ({"action_type": ["LOCK_DOOR"], "status": ["error"]}, "attempt_type_status_newest_idx"),
+            ({"error_type": ["device_offline"]}, "attempt_errtype_newest_idx"),
         ],
     )
     def test_pages_use_their_index_in_order(self, filters, index):

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from attempts.models import Attempt, DailyCount, HourlyCount
-from attempts.queries import counted, filtered_attempts, since_of
+from attempts.queries import counted, filtered_attempts, since_of, stuck_count
 
 TYPES = ["LOCK_DOOR", "UNLOCK_DOOR", "SET_HVAC_MODE", "CREATE_ACCESS_CODE", "NOT_A_TYPE"]
 STATUSES = ["pending", "success", "error"]
@@ -69,6 +69,21 @@ class TestCountsFromRollups:
         for _ in range(150):
             filters = random_filters(rng, now)
             assert summed(counted(filters, now)) == direct(filters, now), (seed, filters)
+
+    def test_the_stuck_count_is_exact_for_any_filters(self):
+        call_command("load_attempts", "3000", "--seed", "12", "--pending", "0.3", stdout=StringIO())
+        now = timezone.now()
+        seed = random.randrange(1 << 30)
+        rng = random.Random(seed)
+        for _ in range(150):
+            filters = random_filters(rng, now)
+            before = now - timedelta(minutes=rng.choice([15, 60, rng.uniform(1, 48 * 60)]))
+            qs = filtered_attempts({**filters, "last": None})
+            if since := since_of(filters, now):
+                qs = qs.filter(first_seen_at__gte=since)
+            expected = qs.filter(status="pending", first_seen_at__lt=before).count()
+            pending = sum(n for _, status, n in counted(filters, now) if status == "pending")
+            assert stuck_count(filters, now, before, pending) == expected, (seed, filters, before)
 
     def test_whole_hours_are_read_from_the_rollups(self):
         call_command("load_attempts", "500", "--seed", "5", stdout=StringIO(), stderr=StringIO())

@@ -170,3 +170,20 @@ class TestIndexCatchUp:
         if connection.vendor == "sqlite":
             tail = search.last_id("attempts_attempt") - search.watermark("attempts_attempt")
             assert tail <= search.CATCH_UP_AFTER
+
+
+class TestTrigrams:
+    def test_it_covers_a_beginning_from_its_first_to_its_last_character(self):
+        text = "e92b18b8"
+        picked = search.trigrams(text)
+
+        assert len(picked) == search.PICKED
+        covered = {i for t in picked for i in range(text.index(t), text.index(t) + 3)}
+        assert covered == set(range(len(text)))
+
+    def test_it_skips_trigrams_holding_a_dash(self):
+        assert search.trigrams("9f18-4ef9-886a") == ["9f1", "4ef", "86a"]
+
+    def test_it_takes_what_there_is_of_a_short_text(self):
+        assert search.trigrams("abc") == ["abc"]
+        assert search.trigrams("a-b-c") == ["a-b", "-b-", "b-c"]
