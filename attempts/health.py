@@ -1,5 +1,6 @@
 import logging
 import secrets
+from contextlib import nullcontext
 
 from django.core.cache import cache
 from django.db import connection
@@ -9,6 +10,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from attempts.views import login_required
+from dashboard.cache import TABLE_WAIT_SECONDS, sqlite_table
+from dashboard.sqlite import busy_timeout
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +32,14 @@ def _check_cache() -> None:
     # The real cache, past the fail-soft wrapper that would hide its errors.
     backend = getattr(cache, "backend", cache)
     token = secrets.token_hex(8)
-    backend.set("readyz", token, timeout=30)
-    if backend.get("readyz") is None:
-        raise RuntimeError("the cache kept nothing")
+    # A cache table waits for SQLite's write lock as long as the wrapper lets it, not the
+    # connection's 20 s: a probe must answer before the load balancer gives up on it.
+    sqlite = sqlite_table(backend)
+    with busy_timeout(sqlite, TABLE_WAIT_SECONDS) if sqlite else nullcontext():
+        backend.set("readyz", token, timeout=30)
+        # Django's cache table drops a write it cannot make, silently: read it back.
+        if backend.get("readyz") != token:
+            raise RuntimeError("the cache did not keep a write")
 
 
 @never_cache
