@@ -1,6 +1,5 @@
 import logging
 import secrets
-from contextlib import nullcontext
 
 from django.core.cache import cache
 from django.db import connection
@@ -10,8 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from attempts.views import login_required
-from dashboard.cache import TABLE_WAIT_SECONDS, sqlite_table
-from dashboard.sqlite import busy_timeout
+from dashboard.cache import bounded_wait
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +32,7 @@ def _check_cache() -> None:
     token = secrets.token_hex(8)
     # A cache table waits for SQLite's write lock as long as the wrapper lets it, not the
     # connection's 20 s: a probe must answer before the load balancer gives up on it.
-    sqlite = sqlite_table(backend)
-    with busy_timeout(sqlite, TABLE_WAIT_SECONDS) if sqlite else nullcontext():
+    with bounded_wait(backend):
         backend.set("readyz", token, timeout=30)
         # Django's cache table drops a write it cannot make, silently: read it back.
         if backend.get("readyz") != token:

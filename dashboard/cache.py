@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django.core.cache import caches
@@ -115,7 +115,7 @@ class FailSoftCache(BaseCache):
         sqlite = sqlite_table(backend)
         started = time.monotonic()
         try:
-            with busy_timeout(sqlite, TABLE_WAIT_SECONDS) if sqlite else nullcontext():
+            with bounded_wait(backend):
                 answer = getattr(backend, name)(*args, **kwargs)
         except UNAVAILABLE as e:
             self.health.failed(e)
@@ -190,6 +190,13 @@ def sqlite_table(backend: BaseCache) -> BaseDatabaseWrapper | None:
         if connection.vendor == "sqlite":
             return connection
     return None
+
+
+def bounded_wait(backend: BaseCache) -> AbstractContextManager[None]:
+    """A block in which a cache table waits at most TABLE_WAIT_SECONDS for SQLite's write lock
+    (other caches: their own timeouts)."""
+    sqlite = sqlite_table(backend)
+    return busy_timeout(sqlite, TABLE_WAIT_SECONDS) if sqlite else nullcontext()
 
 
 def _none() -> None:
