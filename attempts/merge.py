@@ -68,6 +68,9 @@ def merge(
 
     Safe when several processes merge into the same attempt at once: the row is locked
     (SELECT ... FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transactions serialize writers).
+    An `event` not yet stored (a webhook's) is inserted here, already linked to the attempt:
+    linking it afterwards would write the event's row, and all its indexes, a second time. An
+    event_id already recorded raises IntegrityError, which rolls back the caller's transaction.
     """
     if observation.status not in Status.values:
         raise ValueError(f"unknown status {observation.status!r}")
@@ -81,6 +84,7 @@ def merge(
         if attempt is None:
             attempt = _create(action_attempt_id, observation, source=source, at=at, now=now)
             if attempt is not None:
+                _record(event, attempt)
                 rows.insert(
                     StatusChange(
                         attempt=attempt,
@@ -95,6 +99,7 @@ def merge(
                 return Merged(attempt, True, True, False)
             # Another process inserted it first: merge into theirs.
             attempt = rows.get_for_update(Attempt, "action_attempt_id", action_attempt_id)
+        _record(event, attempt)
         counted = rollups.keys(attempt)
         old_status = attempt.status
         new_status = observation.status
@@ -156,6 +161,12 @@ def merge(
             # Only the freshness mark moved: updated_at stays, so live pages are not re-sent it.
             rows.update(attempt, ["fetched_at"])
     return Merged(attempt, False, status_changed, conflict)
+
+
+def _record(event: WebhookEvent | None, attempt: Attempt) -> None:
+    if event is not None and event._state.adding:
+        event.attempt = attempt
+        rows.insert(event)
 
 
 def _create(

@@ -223,8 +223,6 @@ def record_event(
     )
     try:
         with sqlite_write_turn(wait_seconds), transaction.atomic():
-            # The insert comes first: a duplicate fails before anything else was written.
-            rows.insert(event)
             if action_attempt_id:
                 observation = Observation(
                     status=event_status(event_type, payload),
@@ -232,9 +230,11 @@ def record_event(
                     workspace_id=_text(payload, "workspace_id", 255),
                     at=event.occurred_at,
                 )
-                merged = merge(action_attempt_id, observation, source=Source.WEBHOOK, event=event)
-                event.attempt = merged.attempt
-                rows.update(event, ["attempt"])
+                # merge() inserts the event, linked to its attempt; a duplicate's insert fails
+                # there and takes the merge back with it.
+                merge(action_attempt_id, observation, source=Source.WEBHOOK, event=event)
+            else:
+                rows.insert(event)
     except IntegrityError:
         # Another delivery of this event committed first (on PostgreSQL the insert waited for it).
         existing = WebhookEvent.objects.filter(event_id=event_id).first()

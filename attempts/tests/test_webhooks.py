@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from django.db import connection
+from django.db.models import Sum
 from standardwebhooks import Webhook
 
 from attempts.merge import Observation, merge
-from attempts.models import Attempt, Source, StatusChange, WebhookEvent
+from attempts.models import Attempt, HourlyCount, Source, StatusChange, WebhookEvent
 from attempts.tests.servers import Gunicorn
 from attempts.webhooks import MAX_BODY_BYTES, InvalidEvent, record_event
 
@@ -145,6 +146,23 @@ class TestSeamWebhook:
         assert response.json()["recorded"] is False
         assert WebhookEvent.objects.count() == 1
         assert StatusChange.objects.count() == 1
+
+    def test_a_reused_event_id_changes_no_attempt_and_no_count(self, server):
+        # The event is inserted inside the merge: a duplicate must take the merge back with it.
+        assert deliver(server, seam_event()).status_code == 200
+
+        reused = seam_event(
+            event_type="action_attempt.unlock_door.failed", action_attempt_id="aa_2"
+        )
+        response = deliver(server, reused)
+
+        assert response.json() == {"ok": True, "event_id": "evt_1", "recorded": False}
+        assert list(Attempt.objects.values_list("action_attempt_id", "status")) == [
+            ("aa_1", "success")
+        ]
+        assert StatusChange.objects.count() == 1
+        assert HourlyCount.objects.aggregate(n=Sum("count"))["n"] == 1
+        assert WebhookEvent.objects.get().attempt.action_attempt_id == "aa_1"
 
     def test_it_keeps_an_ended_attempt_ended(self, server):
         deliver(server, seam_event())
