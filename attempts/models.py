@@ -136,7 +136,10 @@ class WebhookEvent(models.Model):
 class StatusChange(models.Model):
     """A change of an attempt's status, or a conflicting status that was not applied."""
 
-    attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, related_name="history")
+    # No index of its own: statuschange_attempt_at_idx starts with it.
+    attempt = models.ForeignKey(
+        Attempt, on_delete=models.PROTECT, related_name="history", db_index=False
+    )
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16)
     source = models.CharField(max_length=16, choices=Source.choices)
