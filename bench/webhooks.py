@@ -258,7 +258,7 @@ def main() -> int:
                 f"(rounds {r['events_per_second_all']}; p50 {r['p50_ms']:.1f} ms, "
                 f"p99 {r['p99_ms']:.1f} ms, worst round {r['p99_ms_worst']:.1f} ms); "
                 f"/healthz {r['healthz_per_second']:.0f} req/s (p99 {r['healthz_p99_ms']:.1f} ms); "
-                f"ratio {r['ratio']:.2f}"
+                f"ratio {r['ratio']:.3f}"
             )
             print(
                 f"  acknowledged {r['acknowledged']}, stored {r['stored']}, lost {r['lost']}, "
