@@ -309,11 +309,25 @@ def summed(
 ) -> list[tuple[Any, ...]]:
     """(*by, count) of the rollup rows narrowed by `narrow` in whole hours [start, end), read
     from the daily table where whole days allow."""
-    rows: list[tuple[Any, ...]] = []
-    for is_daily, within in split(start, end):
-        qs = narrow((daily if is_daily else hourly).objects.filter(within))
-        rows += qs.values_list(*by).annotate(n=Sum("count")).order_by()
-    return rows
+    return [row for qs in parts(hourly, daily, narrow, start, end, by) for row in qs]
+
+
+def parts(
+    hourly: type[models.Model],
+    daily: type[models.Model],
+    narrow: Callable[[QuerySet], QuerySet],
+    start: datetime | None,
+    end: datetime | None,
+    by: tuple[str, ...],
+) -> list[QuerySet]:
+    """The querysets of summed()'s rows, for a caller that unites them with more."""
+    return [
+        narrow((daily if is_daily else hourly).objects.filter(within))
+        .values_list(*by)
+        .annotate(n=Sum("count"))
+        .order_by()
+        for is_daily, within in split(start, end)
+    ]
 
 
 def percentile(buckets: dict[int, int], share: float) -> timedelta | None:

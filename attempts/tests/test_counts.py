@@ -10,7 +10,8 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from attempts.models import Attempt, DailyCount, HourlyCount
+from attempts.merge import Observation, merge
+from attempts.models import Attempt, DailyCount, HourlyCount, Source
 from attempts.queries import counted, filtered_attempts, since_of, stuck_count
 
 TYPES = ["LOCK_DOOR", "UNLOCK_DOOR", "SET_HVAC_MODE", "CREATE_ACCESS_CODE", "NOT_A_TYPE"]
@@ -92,13 +93,32 @@ class TestCountsFromRollups:
         # the edge hours are still counted.
         HourlyCount.objects.all().delete()
         DailyCount.objects.all().delete()
-        since = now - timedelta(days=20)
+        since = (now - timedelta(days=20)).replace(minute=40)
         rows = counted({"since": since, "until": None, "last": None}, now)
         start = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         assert (
             sum(n for _, _, n in rows)
             == Attempt.objects.filter(first_seen_at__gte=since, first_seen_at__lt=start).count()
         )
+
+    def test_most_of_an_hour_is_its_rollup_less_the_attempts_outside(self):
+        hour = (timezone.now() - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+        for minute in (5, 15, 35, 50):
+            merge(
+                f"aa_{minute}",
+                Observation(
+                    status="success", action_type="LOCK_DOOR", at=hour + timedelta(minutes=minute)
+                ),
+                source=Source.WEBHOOK,
+            )
+        filters = {"since": hour + timedelta(minutes=10), "until": hour + timedelta(minutes=55)}
+
+        assert summed(counted(filters, timezone.now())) == Counter({("LOCK_DOOR", "success"): 3})
+        # Without the rollups, what is left is what was read from the attempts: the one
+        # attempt of the five minutes outside the range, taken off.
+        HourlyCount.objects.all().delete()
+        DailyCount.objects.all().delete()
+        assert sum(n for _, _, n in counted(filters, timezone.now())) == -1
 
     def test_an_unfiltered_count_reads_no_attempt(self):
         call_command("load_attempts", "200", "--seed", "5", stdout=StringIO(), stderr=StringIO())
