@@ -327,8 +327,7 @@ def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]
             parts.append(attempts(hour, lo, -1))
         if hi < hour + rollups.HOUR:
             parts.append(attempts(hi, hour + rollups.HOUR, -1))
-    first, *rest = parts
-    return list(first.union(*rest, all=True))
+    return rollups.united(parts)
 
 
 def partial_hours(

@@ -299,19 +299,6 @@ def split(start: datetime | None, end: datetime | None) -> list[tuple[bool, Q]]:
     return [(True, daily), (False, hourly)]
 
 
-def summed(
-    hourly: type[models.Model],
-    daily: type[models.Model],
-    narrow: Callable[[QuerySet], QuerySet],
-    start: datetime | None,
-    end: datetime | None,
-    by: tuple[str, ...],
-) -> list[tuple[Any, ...]]:
-    """(*by, count) of the rollup rows narrowed by `narrow` in whole hours [start, end), read
-    from the daily table where whole days allow."""
-    return [row for qs in parts(hourly, daily, narrow, start, end, by) for row in qs]
-
-
 def parts(
     hourly: type[models.Model],
     daily: type[models.Model],
@@ -320,7 +307,8 @@ def parts(
     end: datetime | None,
     by: tuple[str, ...],
 ) -> list[QuerySet]:
-    """The querysets of summed()'s rows, for a caller that unites them with more."""
+    """Querysets of (*by, count) of the rollup rows narrowed by `narrow` in whole hours
+    [start, end), read from the daily table where whole days allow; see united()."""
     return [
         narrow((daily if is_daily else hourly).objects.filter(within))
         .values_list(*by)
@@ -328,6 +316,15 @@ def parts(
         .order_by()
         for is_daily, within in split(start, end)
     ]
+
+
+def united(parts: list[QuerySet]) -> list[tuple[Any, ...]]:
+    """The rows of these querysets (of the same columns) from one UNION ALL statement, which
+    reads one moment of the database, and costs one round trip."""
+    if not parts:
+        return []
+    first, *rest = parts
+    return list(first.union(*rest, all=True))
 
 
 def percentile(buckets: dict[int, int], share: float) -> timedelta | None:

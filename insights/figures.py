@@ -129,14 +129,9 @@ def top_errors(filters: dict[str, Any], span: Span, base: dict[str, Any]) -> lis
     """The commonest error types, each with a link to those attempts on the list."""
     errors_only = {**filters, "status": [Status.ERROR]}
     by_type: dict[str, int] = defaultdict(int)
-    for error_type, n in rollups.summed(
-        HourlyCount,
-        DailyCount,
-        partial(narrowed, filters=errors_only),
-        span.start,
-        span.end,
-        ("error_type",),
-    ):
+    narrow = partial(narrowed, filters=errors_only)
+    parts = rollups.parts(HourlyCount, DailyCount, narrow, span.start, span.end, ("error_type",))
+    for error_type, n in rollups.united(parts):
         by_type[error_type] += n
     rows = sorted(((k, n) for k, n in by_type.items() if n), key=lambda kv: (-kv[1], kv[0]))
     rows = rows[:TOP_ERRORS]
@@ -161,8 +156,9 @@ def resolution(filters: dict[str, Any], span: Span) -> list[dict[str, Any]]:
     """p50/p95/p99 of the time to resolution per action type, from summed buckets (kept by
     action type, status and error type, so every filter narrows them)."""
     narrow = partial(narrowed, filters=filters)
-    rows = rollups.summed(
-        HourlyResolution, DailyResolution, narrow, span.start, span.end, ("action_type", "bucket")
+    by = ("action_type", "bucket")
+    rows = rollups.united(
+        rollups.parts(HourlyResolution, DailyResolution, narrow, span.start, span.end, by)
     )
     per: dict[str, dict[int, int]] = defaultdict(dict)
     for action_type, bucket, n in rows:
