@@ -298,12 +298,12 @@ def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]
     select, exactly: whole days and hours from the rollups, the partial hours at the range's
     edges from the attempts (some rows negative: see below). All in one statement, so that every
     part reads the same moment and a subtraction never meets an attempt that moved between."""
-    qs = filtered_attempts({**filters, "last": None}).order_by()
     since, until = since_of(filters, now), filters.get("until")
-    if since:
-        qs = qs.filter(first_seen_at__gte=since)
     by = ("action_type", "status")
     if filters.get("q") or (since and until and since >= until):
+        qs = filtered_attempts({**filters, "last": None}).order_by()
+        if since:
+            qs = qs.filter(first_seen_at__gte=since)
         return list(qs.values_list(*by).annotate(n=Count("id")))
     narrow = partial(narrowed, filters=filters)
     start, end = whole_hours(filters, now)
