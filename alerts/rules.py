@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 from django.db.models import Count
 
 from alerts.models import Kind, Rule
-from attempts.live import seam_state
 from attempts.models import Attempt, Status, WebhookEvent
+from seam.live import seam_state
 
 
 @dataclass(frozen=True)

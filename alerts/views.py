@@ -1,12 +1,12 @@
 from datetime import timedelta
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from alerts.models import Incident
+from dashboard.access import login_required
 
 RESOLVED_DAYS = 7
 RESOLVED_SHOWN = 100

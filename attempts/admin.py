@@ -4,7 +4,6 @@ List pages never count the whole table (the paginator counts at most COUNTED_ROW
 load payloads, and search by exact id only, so each one is an indexed query.
 """
 
-import json
 from typing import Any
 
 from django.contrib import admin
@@ -25,6 +24,7 @@ from attempts.models import (
     StatusChange,
     WebhookEvent,
 )
+from dashboard.web import pretty_json
 
 COUNTED_ROWS = 10_000
 FILTER_CHOICES_SECONDS = 300
@@ -107,12 +107,11 @@ class ToStatusFilter(admin.SimpleListFilter):
         return queryset.filter(to_status=self.value()) if self.value() else queryset
 
 
-def pretty_json(value: Any) -> str:
+def pretty_json_html(value: Any) -> str:
     """Untrusted JSON, indented and escaped."""
     if value is None:
         return "-"
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-    return format_html("<pre>{}</pre>", text)
+    return format_html("<pre>{}</pre>", pretty_json(value))
 
 
 def attempt_link(attempt: Attempt | None) -> str:
@@ -213,11 +212,11 @@ class AttemptAdmin(ReadOnlyAdmin):
 
     @admin.display(description="error")
     def error_json(self, obj: Attempt) -> str:
-        return pretty_json(obj.error)
+        return pretty_json_html(obj.error)
 
     @admin.display(description="result")
     def result_json(self, obj: Attempt) -> str:
-        return pretty_json(obj.result)
+        return pretty_json_html(obj.result)
 
 
 @admin.register(StatusChange)
@@ -282,7 +281,7 @@ class WebhookEventAdmin(LinksAttempt, ReadOnlyAdmin):
 
     @admin.display(description="payload")
     def payload_json(self, obj: WebhookEvent) -> str:
-        return pretty_json(obj.payload)
+        return pretty_json_html(obj.payload)
 
 
 @admin.register(OperatorAction)

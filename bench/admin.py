@@ -52,8 +52,8 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from attempts import health  # noqa: E402
 from attempts.models import Attempt, StatusChange, WebhookEvent  # noqa: E402
+from dashboard import health  # noqa: E402
 
 stock = admin.AdminSite(name="stock")
 

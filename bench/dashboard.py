@@ -160,8 +160,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     client = logged_in(db_path, workdir / "static", args.count)
     from django.db.models import Q
 
+    from attempts.filters import filtered_attempts
+    from attempts.listing import list_page
     from attempts.models import Attempt
-    from attempts.queries import filtered_attempts, list_page
 
     total = Attempt.objects.count()
     print(f"\n{total:,} attempts in {db_path} (SQLite), {args.runs} timed requests per page")

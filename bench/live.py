@@ -66,11 +66,13 @@ def bench_poll(args: argparse.Namespace, workdir: Path) -> None:
     client = logged_in(db_path, workdir / "static", args.count)
     from django.utils import timezone
 
-    from attempts.fragments import stats_version
+    from attempts.counts import attempt_stats
+    from attempts.listing import list_page
     from attempts.merge import Observation, merge
     from attempts.models import Attempt, Source
-    from attempts.queries import attempt_stats, list_page, newest_pk
-    from attempts.templatetags.attempt_tags import version
+    from attempts.recorded import newest_pk
+    from pages.fragments import stats_version
+    from pages.templatetags.attempt_tags import version
 
     print(f"\n{Attempt.objects.count():,} attempts in {db_path} (SQLite), {args.runs} polls each")
     htmx = {"HX-Request": "true"}
@@ -200,7 +202,7 @@ def bench_browsers(args: argparse.Namespace, workdir: Path, interval: int) -> No
     from playwright.sync_api import sync_playwright
     from standardwebhooks import Webhook
 
-    from attempts.tests.browser import CHROMIUM_ARGS
+    from testing.browser import CHROMIUM_ARGS
 
     db = workdir / f"browsers-{interval}.sqlite3"
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()

@@ -167,8 +167,10 @@ def run_one(kind: str, args: argparse.Namespace) -> None:
     from django.core.management import call_command
     from django.test import Client
 
+    from attempts.counts import compute_stats
+    from attempts.filters import FILTER_KEYS, filtered_attempts
+    from attempts.listing import list_page
     from attempts.models import Attempt
-    from attempts.queries import FILTER_KEYS, compute_stats, filtered_attempts, list_page
     from insights.figures import report
 
     NO_FILTERS = dict.fromkeys(FILTER_KEYS)  # noqa: N806

@@ -46,7 +46,7 @@ def main() -> None:
 
         from attempts.merge import Observation, merge
         from attempts.models import Attempt, Source
-        from attempts.seam import get_client
+        from seam.client import get_client
 
         call_command("migrate", verbosity=0)
         print(f"Creating {args.attempts} attempts on the fake server...")

@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "attempts",
+    "seam",
+    "pages",
     "alerts",
     "metrics",
     "insights",

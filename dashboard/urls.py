@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from attempts import health
+from dashboard import health
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/attempts/", permanent=False)),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("alerts.urls")),
     path("", include("metrics.urls")),
-    path("", include("attempts.urls")),
+    path("", include("seam.urls")),
+    path("", include("pages.urls")),
     path("", include("insights.urls")),
 ]

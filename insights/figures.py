@@ -15,10 +15,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from attempts import rollups
-from attempts.fragments import URL_SAFE, detail_url_prefix
+from attempts.filters import LAST_DELTAS, filtered_attempts, narrowed
 from attempts.models import DailyCount, DailyResolution, HourlyCount, HourlyResolution, Status
-from attempts.queries import LAST_DELTAS, filtered_attempts, narrowed
-from attempts.templatetags.attempt_tags import duration
+from pages.fragments import URL_SAFE, detail_url_prefix
+from pages.templatetags.attempt_tags import duration
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 160

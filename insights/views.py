@@ -1,12 +1,14 @@
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from attempts.queries import AttemptFilterForm, figures_key, shared
+from attempts.filters import AttemptFilterForm
+from dashboard.access import login_required
+from dashboard.shared import figures_key, shared
+from dashboard.web import is_partial
 from insights.figures import DEFAULT_LAST, report
 
 
@@ -27,9 +29,7 @@ def insights(request: HttpRequest) -> HttpResponse:
         context["report"] = shared(key, lambda: report(filters, base))
     else:
         status = 400
-    # Only the report for htmx's in-place updates; a history restore wants the whole page.
-    partial = request.htmx.target == "report" and not request.htmx.history_restore_request
-    template = "insights/_report.html" if partial else "insights/page.html"
+    template = "insights/_report.html" if is_partial(request, "report") else "insights/page.html"
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response

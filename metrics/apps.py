@@ -5,4 +5,4 @@ class MetricsConfig(AppConfig):
     name = "metrics"
 
     def ready(self) -> None:
-        from metrics import counters  # noqa: F401 - connects the receivers of the core's signals
+        from metrics import counters  # noqa: F401 - connects the receivers of seam.signals

@@ -1,4 +1,4 @@
-"""The counters of things that happen inside the core, fed by its signals (attempts.signals).
+"""Counters of what happens when Seam is called or heard from, fed by seam/signals.py.
 
 Under gunicorn, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before this is imported: each
 worker then writes its counts to its own file there and /metrics sums them over every worker.
@@ -7,7 +7,7 @@ worker then writes its counts to its own file there and /metrics sums them over 
 from django.dispatch import receiver
 from prometheus_client import Counter, Histogram
 
-from attempts.signals import seam_request, webhook_delivery
+from seam.signals import seam_request, webhook_delivery
 
 WEBHOOK_OUTCOMES = ("recorded", "duplicate", "rejected")
 

@@ -7,8 +7,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from alerts.models import Incident, Rule
+from attempts.counts import attempt_stats
+from attempts.filters import DEFAULT_STUCK_MINUTES, AttemptFilterForm
 from attempts.models import Status
-from attempts.queries import DEFAULT_STUCK_MINUTES, AttemptFilterForm, attempt_stats
 
 
 def unfiltered() -> dict:

@@ -8,8 +8,8 @@ from playwright.sync_api import expect
 from alerts.evaluation import evaluate
 from alerts.tests.test_check_alerts import ended
 from attempts.models import Status
-from attempts.tests.browser import chromium
-from attempts.tests.servers import Gunicorn
+from testing.browser import chromium
+from testing.servers import Gunicorn
 
 ARTIFACTS = settings.BASE_DIR / "test-artifacts"
 

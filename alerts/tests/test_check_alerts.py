@@ -15,11 +15,11 @@ from django.utils import timezone
 from alerts import evaluation
 from alerts.evaluation import evaluate, exclusive
 from alerts.models import Incident, Notice
-from alerts.tests.receivers import JsonReceiver, SmtpReceiver
 from attempts import rollups
 from attempts.models import Attempt, Status
-from attempts.tests.servers import BASE_DIR, test_database_url
 from fakeseam import free_port
+from testing.receivers import JsonReceiver, SmtpReceiver
+from testing.servers import BASE_DIR, test_database_url
 
 
 def ended(action_type: str, status: str, n: int, minutes_ago: float = 1) -> None:

@@ -3,7 +3,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from attempts.tests.servers import BASE_DIR
+from testing.servers import BASE_DIR
 
 
 def test_migrate_installs_one_rule_of_each_kind(settings):

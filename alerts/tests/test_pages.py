@@ -62,7 +62,7 @@ def test_the_error_rate_and_dashboard_url_are_checked(settings):
 
 
 def test_gunicorn_refuses_to_start_with_a_malformed_alert_url():
-    from attempts.tests.servers import Gunicorn
+    from testing.servers import Gunicorn
 
     server = Gunicorn(env={"ALERT_URLS": "nosuchservice://tok3n-value@host"}, workers=1)
     with pytest.raises(RuntimeError) as refused:

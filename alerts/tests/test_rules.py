@@ -6,10 +6,10 @@ from django.utils import timezone
 from alerts.evaluation import evaluate
 from alerts.models import Incident, Kind, Rule
 from alerts.tests.test_check_alerts import ended
-from attempts import live
 from attempts.models import Attempt, Status
-from attempts.webhooks import record_event
 from fakeseam import free_port
+from seam import live
+from seam.ingest import record_event
 
 
 def only(kind: str, **fields) -> Rule:

@@ -10,9 +10,10 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from attempts.counts import counted, stuck_count
+from attempts.filters import filtered_attempts, since_of
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, DailyCount, HourlyCount, Source
-from attempts.queries import counted, filtered_attempts, since_of, stuck_count
 
 TYPES = ["LOCK_DOOR", "UNLOCK_DOOR", "SET_HVAC_MODE", "CREATE_ACCESS_CODE", "NOT_A_TYPE"]
 STATUSES = ["pending", "success", "error"]

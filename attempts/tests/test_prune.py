@@ -9,12 +9,12 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from attempts.counts import counted
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, OperatorAction, Source, StatusChange, WebhookEvent
-from attempts.queries import counted
-from attempts.tests.servers import Gunicorn
-from attempts.tests.test_webhooks import SECRET, seam_event, signed_headers
-from attempts.webhooks import record_event
+from seam.ingest import record_event
+from testing.servers import Gunicorn
+from testing.webhooks import SECRET, seam_event, signed_headers
 
 
 def prune(*args: str) -> str:

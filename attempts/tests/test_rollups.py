@@ -22,8 +22,8 @@ from attempts.models import (
     Status,
     StatusChange,
 )
-from attempts.tests.servers import Gunicorn
-from attempts.tests.test_webhooks import SECRET, seam_event, signed_headers
+from testing.servers import Gunicorn
+from testing.webhooks import SECRET, seam_event, signed_headers
 
 TYPES = ["LOCK_DOOR", "UNLOCK_DOOR", "SET_HVAC_MODE"]
 ERRORS = ["device_offline", "lock_jammed", "hub_disconnected"]

@@ -7,7 +7,7 @@ from django.db import connection
 from attempts import search
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source, StatusChange, WebhookEvent
-from attempts.webhooks import record_event
+from seam.ingest import record_event
 
 # Ids holding what FTS5's query syntax and LIKE's wildcards mean, and decoys they would match
 # if they were read as syntax.

@@ -68,7 +68,7 @@ def test_it_exports_the_contract_names_clean_for_promtool(client, token):
 
 @pytest.mark.django_db
 def test_it_counts_seam_requests(client, token, seam):
-    from attempts.seam import get_client
+    from seam.client import get_client
 
     get_client().list(["aa_none"])
     text = scrape(client).content.decode()

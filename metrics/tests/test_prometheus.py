@@ -6,11 +6,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alerts.tests.receivers import wait_for
-from attempts.tests.servers import BASE_DIR, Gunicorn
-from attempts.tests.test_webhooks import SECRET, bad_signature, deliver, seam_event, signed_headers
 from fakeseam import free_port
 from fakeseam.process import terminate, wait_listening
+from testing.receivers import wait_for
+from testing.servers import BASE_DIR, Gunicorn
+from testing.webhooks import SECRET, bad_signature, deliver, seam_event, signed_headers
 
 TOKEN = "prometheus-test-token"
 DEPLOY = BASE_DIR / "deploy" / "prometheus"

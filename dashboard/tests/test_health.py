@@ -1,0 +1,59 @@
+import socket
+import time
+
+import httpx
+import pytest
+
+from fakeseam import free_port
+from testing.servers import Gunicorn
+
+
+class TestHealthz:
+    def test_it_answers_without_login_or_database(self, client, db, django_assert_num_queries):
+        with django_assert_num_queries(0):
+            response = client.get("/healthz")
+        assert response.status_code == 200
+        assert response.content == b"ok\n"
+        assert "no-cache" in response["Cache-Control"]
+
+
+class TestReadyz:
+    def test_it_answers_ready(self, client, db):
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.content == b"database ok\ncache ok\n"
+        assert "no-cache" in response["Cache-Control"]
+
+    def test_it_names_a_failed_cache(self, client, db, settings):
+        closed = f"redis://127.0.0.1:{free_port()}/0"
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": closed,
+            }
+        }
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.content.startswith(b"database ok\ncache failed (")
+        assert closed.encode() not in response.content
+
+    @pytest.mark.django_db(transaction=True)
+    def test_it_names_a_failed_database(self):
+        down = f"postgres://dashboard:s3cret@127.0.0.1:{free_port()}/dashboard"
+        with Gunicorn(env={"DATABASE_URL": down}, workers=1) as server:
+            response = httpx.get(f"{server.url}/readyz", timeout=10)
+        assert response.status_code == 503
+        assert response.text.startswith("database failed (OperationalError)\n")
+        assert "s3cret" not in response.text and "s3cret" not in server.output()
+
+    @pytest.mark.django_db(transaction=True)
+    def test_it_answers_in_seconds_when_the_cache_hangs(self):
+        with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+            env = {"CACHE_URL": f"redis://127.0.0.1:{silent.getsockname()[1]}/0"}
+            with Gunicorn(env=env, workers=1) as server:
+                started = time.monotonic()
+                response = httpx.get(f"{server.url}/readyz", timeout=20)
+                elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert response.text == "database ok\ncache failed (TimeoutError)\n"
+        assert elapsed < 5

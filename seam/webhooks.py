@@ -1,0 +1,167 @@
+"""Seam's webhook deliveries (through Svix): read within bounds, verified, then recorded once.
+
+`seam_webhook` is the endpoint Seam posts to; seam/ingest.py records what it verified. Every
+answer is one log line, and a signal the metrics count.
+"""
+
+import binascii
+import json
+import logging
+import time
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from seam import signals
+from seam.ingest import InvalidEvent, record_event, text_field
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+
+# Svix gives up on a delivery after 15 s: a webhook that cannot have SQLite's write lock (a
+# backup, a long prune) within this answers 503 in time for Svix to retry it later.
+WRITE_WAIT_SECONDS = 5.0
+RETRY_AFTER_SECONDS = 10
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@lru_cache(maxsize=4)
+def _webhook(secret: str) -> Webhook:
+    return Webhook(secret)
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    """The body, read in bounded chunks: never more than MAX_BODY_BYTES + 1 bytes in memory."""
+    length = request.META.get("CONTENT_LENGTH")
+    if length:
+        try:
+            size = int(length)
+        except ValueError:
+            raise Rejected(400, "Content-Length is not a number") from None
+        if size > MAX_BODY_BYTES:
+            raise Rejected(413, f"body over {MAX_BODY_BYTES} bytes")
+        stream = request
+    elif request.META.get("wsgi.input_terminated"):
+        # A chunked body: Django sees no Content-Length and would read nothing, so read the
+        # server's de-chunked input directly, up to the limit.
+        stream = request.META["wsgi.input"]
+    elif request.META.get("HTTP_TRANSFER_ENCODING"):
+        raise Rejected(411, "Content-Length required")
+    else:
+        return b""
+    chunks = []
+    total = 0
+    while chunk := stream.read(READ_CHUNK_BYTES):
+        total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            raise Rejected(413, f"body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _verify(request: HttpRequest, body: bytes) -> None:
+    try:
+        webhook = _webhook(settings.SEAM_WEBHOOK_SECRET)
+    except (ValueError, binascii.Error):
+        log.error("SEAM_WEBHOOK_SECRET is not a whsec_ secret in base64")
+        raise Rejected(503, "webhook secret misconfigured") from None
+    headers = {
+        "webhook-id": request.META.get("HTTP_SVIX_ID", ""),
+        "webhook-timestamp": request.META.get("HTTP_SVIX_TIMESTAMP", ""),
+        "webhook-signature": request.META.get("HTTP_SVIX_SIGNATURE", ""),
+    }
+    missing = [name.replace("webhook", "svix") for name, value in headers.items() if not value]
+    if missing:
+        raise Rejected(400, f"missing header {', '.join(missing)}")
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        raise Rejected(400, "body is not UTF-8") from None
+    try:
+        webhook.verify(body, headers, json_parse=False)
+    except WebhookVerificationError as e:
+        raise Rejected(401, str(e)) from None
+    except (ValueError, TypeError, OverflowError, binascii.Error):
+        # The library raises these on malformed headers: an entry without a comma, bad base64.
+        raise Rejected(400, "malformed svix-signature header") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _log_value(value: str) -> str:
+    value = value[:200]
+    if value and value.isprintable() and not any(c in value for c in ' "='):
+        return value
+    return json.dumps(value)
+
+
+@csrf_exempt
+@require_POST
+def seam_webhook(request: HttpRequest) -> JsonResponse:
+    started = time.perf_counter()
+    svix_id = request.META.get("HTTP_SVIX_ID", "")
+    payload: Any = None
+    reason = ""
+    try:
+        payload = _verified_payload(request)
+        try:
+            event, created = record_event(payload, svix_id, WRITE_WAIT_SECONDS)
+        except InvalidEvent as e:
+            raise Rejected(400, str(e)) from None
+        except (OperationalError, InterfaceError) as e:
+            # Nothing was committed: Svix retries on a 5xx, and the retry is recorded once.
+            raise Rejected(503, f"database unavailable ({type(e).__name__})") from None
+        status, outcome = 200, "recorded" if created else "duplicate"
+        response = JsonResponse({"ok": True, "event_id": event.event_id, "recorded": created})
+    except Rejected as e:
+        status, outcome, reason = e.status, "rejected", e.reason
+        response = JsonResponse({"ok": False, "error": reason}, status=status)
+        if status == 503:
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    _log_delivery(svix_id, payload, outcome, status, reason, started)
+    signals.webhook_delivery.send_robust(sender=None, outcome=outcome)
+    return response
+
+
+def _verified_payload(request: HttpRequest) -> Any:
+    if not settings.SEAM_WEBHOOK_SECRET:
+        raise Rejected(503, "SEAM_WEBHOOK_SECRET is not configured")
+    body = _read_body(request)
+    _verify(request, body)
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise Rejected(400, "body is not JSON") from None
+
+
+def _log_delivery(
+    svix_id: str, payload: Any, outcome: str, status: int, reason: str, started: float
+) -> None:
+    fields = payload if isinstance(payload, dict) else {}
+    log.info(
+        "webhook svix_id=%s event_type=%s event_id=%s outcome=%s status=%s%s duration_ms=%.1f",
+        _log_value(svix_id),
+        _log_value(text_field(fields, "event_type", 255)),
+        _log_value(text_field(fields, "event_id", 255)),
+        outcome,
+        status,
+        f" reason={_log_value(reason)}" if reason else "",
+        (time.perf_counter() - started) * 1000,
+    )
