@@ -281,8 +281,9 @@ def consistent(r: dict) -> bool:
     return ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def options(description: str) -> argparse.Namespace:
+    """The command line of a wrk benchmark; exits if wrk is missing."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seconds", type=int, default=5, help="per round and endpoint")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
@@ -291,13 +292,29 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
     args = parser.parse_args()
     if not shutil.which("wrk"):
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
-    ok = True
-    tmp = tempfile.mkdtemp(prefix="bench-webhooks-")
+        parser.error("wrk is not installed (apt-get install wrk)")
+    return args
+
+
+@contextmanager
+def scratch_dir(prefix: str, keep: bool):
+    """A fresh temporary folder for the logs and SQLite databases, removed unless `keep`."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
     try:
+        yield Path(tmp)
+    finally:
+        if keep:
+            print(f"logs and databases kept in {tmp}")
+        else:
+            shutil.rmtree(tmp)
+
+
+def main() -> int:
+    args = options(__doc__.split("\n")[0])
+    ok = True
+    with scratch_dir("bench-webhooks-", args.keep) as tmp:
         for kind in args.databases:
-            r = bench(kind, args, Path(tmp))
+            r = bench(kind, args, tmp)
             print(
                 f"webhooks {r['database']}: {r['events_per_second']:.0f} events/s "
                 f"(rounds {r['events_per_second_all']}; p50 {r['p50_ms']:.1f} ms, "
@@ -308,11 +325,6 @@ def main() -> int:
             ok = consistent(r) and ok
             if r["database"] == "sqlite" and (r["events_per_second"] < 1000 or r["p99_ms"] >= 50):
                 print("  below target: 1,000 events/s with p99 < 50 ms on SQLite", file=sys.stderr)
-    finally:
-        if args.keep:
-            print(f"logs and databases kept in {tmp}")
-        else:
-            shutil.rmtree(tmp)
     return 0 if ok else 1
 
 
