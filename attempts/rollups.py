@@ -11,7 +11,7 @@ one.
 
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -96,25 +96,35 @@ COUNT_KEY = ("start", "action_type", "status", "error_type")
 RESOLUTION_KEY = ("start", "action_type", "status", "error_type", "bucket")
 
 
+# One upsert: the rollup's model, its key's columns, and its rows, each [start, *rest of the
+# key, n]: a key's own values, adapted for the database only when its statement runs.
+Upsert = tuple[type[models.Model], tuple[str, ...], list[list[Any]]]
+
+
 @lru_cache(maxsize=8)
-def _upsert_sql(model: type[models.Model], key: tuple[str, ...]) -> str:
+def _clauses(model: type[models.Model], key: tuple[str, ...]) -> tuple[str, str]:
+    """An upsert's clauses around its rows: the INSERT INTO with its columns, and the ON
+    CONFLICT that adds the rows' counts to those stored."""
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
     columns = ", ".join(qn(c) for c in (*key, "count"))
     return (
-        f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * (len(key) + 1))}) "  # noqa: S608
+        f"INSERT INTO {table} ({columns})",
         f"ON CONFLICT ({', '.join(qn(c) for c in key)}) "
-        f"DO UPDATE SET {qn('count')} = {table}.{qn('count')} + excluded.{qn('count')}"
+        f"DO UPDATE SET {qn('count')} = {table}.{qn('count')} + excluded.{qn('count')}",
     )
 
 
+def _values(key: tuple[str, ...], n: int) -> str:
+    """The placeholders of n rows of a key and its count."""
+    return ", ".join([f"({', '.join(['%s'] * (len(key) + 1))})"] * n)
+
+
 @lru_cache(maxsize=64)
-def _many(sql: str, n: int) -> str:
-    """The upsert `sql` (one row of values) for n rows, each a different key."""
-    head, tail = sql.split(" ON CONFLICT ", 1)
-    values_at = head.index(" VALUES ") + len(" VALUES ")
-    row = head[values_at:]
-    return f"{head[:values_at]}{', '.join([row] * n)} ON CONFLICT {tail}"
+def _many(model: type[models.Model], key: tuple[str, ...], n: int) -> str:
+    """The upsert of n rows, each a different key."""
+    insert, on_conflict = _clauses(model, key)
+    return f"{insert} VALUES {_values(key, n)} {on_conflict}"  # noqa: S608 - names only
 
 
 @lru_cache(maxsize=2048)
@@ -123,13 +133,18 @@ def _start_param(vendor: str, start: datetime) -> Any:
 
 
 def _params(key: tuple[Any, ...], n: int, daily: bool) -> list[Any]:
-    start = key[0].replace(hour=0) if daily else key[0]
-    return [_start_param(connection.vendor, start), *key[1:], n]
+    return [key[0].replace(hour=0) if daily else key[0], *key[1:], n]
 
 
-def _statements(counts: Counter, resolutions: Counter):
-    """(sql, params) of every upsert these deltas make, in one order for every writer (so
-    concurrent writers never wait on each other in a circle), skipping deltas that cancel out."""
+def _flat(rows: list[list[Any]]) -> list[Any]:
+    """The rows' values as one statement's parameters, each start adapted for the database."""
+    vendor = connection.vendor
+    return [p for row in rows for p in (_start_param(vendor, row[0]), *row[1:])]
+
+
+def _statements(counts: Counter, resolutions: Counter) -> Iterator[Upsert]:
+    """Every upsert these deltas make, in one order for every writer (so concurrent writers
+    never wait on each other in a circle), skipping deltas that cancel out."""
     for deltas, names, hourly, daily in (
         (counts, COUNT_KEY, HourlyCount, DailyCount),
         (resolutions, RESOLUTION_KEY, HourlyResolution, DailyResolution),
@@ -140,7 +155,7 @@ def _statements(counts: Counter, resolutions: Counter):
                 summed[(key[0].replace(hour=0), *key[1:]) if by_day else key] += n
             rows = [_params(k, n, False) for k, n in sorted(summed.items()) if n]
             if rows:
-                yield _upsert_sql(model, names), rows
+                yield model, names, rows
 
 
 # Rows per statement of a bulk add: one statement of many rows costs the database far less
@@ -149,43 +164,43 @@ ROWS_PER_STATEMENT = 1000
 
 
 @lru_cache(maxsize=64)
-def _chained(shapes: tuple[tuple[str, int], ...]) -> str:
-    """The upserts (sql, rows) as one PostgreSQL statement: each but the last a data-modifying
-    WITH query, and each after the first reading the whole output of the one before, so they
-    run in the given order (the order that keeps concurrent writers out of deadlocks)."""
+def _chained(shapes: tuple[tuple[type[models.Model], tuple[str, ...], int], ...]) -> str:
+    """The upserts (model, key, rows) as one PostgreSQL statement: each but the last a
+    data-modifying WITH query, and each after the first reading the whole output of the one
+    before, so they run in the given order (the order that keeps concurrent writers out of
+    deadlocks)."""
     parts = []
-    for i, (sql, n) in enumerate(shapes):
-        many = _many(sql, n)
+    for i, (model, key, n) in enumerate(shapes):
         if i:
-            head, tail = many.split(" ON CONFLICT ", 1)
-            insert, values = head.split(" VALUES ", 1)
-            many = (
-                f"{insert} SELECT v.* FROM (VALUES {values}) AS v, "  # noqa: S608 - names only
-                f"(SELECT count(*) FROM s{i - 1}) AS done ON CONFLICT {tail}"
+            insert, on_conflict = _clauses(model, key)
+            parts.append(
+                f"{insert} SELECT v.* FROM (VALUES {_values(key, n)}) AS v, "  # noqa: S608
+                f"(SELECT count(*) FROM s{i - 1}) AS done {on_conflict}"
             )
-        parts.append(many)
+        else:
+            parts.append(_many(model, key, n))
     if len(parts) == 1:
         return parts[0]
     queries = ", ".join(f"s{i} AS ({part} RETURNING 1)" for i, part in enumerate(parts[:-1]))
     return f"WITH {queries} {parts[-1]}"
 
 
-def _run(statements: list[tuple[str, list[list[Any]]]]) -> None:
+def _run(upserts: list[Upsert]) -> None:
     """Runs these upserts in order. On PostgreSQL a few rows go in one statement: each
     statement is a round trip to the server, which costs a webhook more than the writes."""
     with connection.cursor() as cursor:
         if (
             connection.vendor == "postgresql"
-            and len(statements) > 1
-            and sum(len(rows) for _, rows in statements) <= ROWS_PER_STATEMENT
+            and len(upserts) > 1
+            and sum(len(rows) for _, _, rows in upserts) <= ROWS_PER_STATEMENT
         ):
-            sql = _chained(tuple((sql, len(rows)) for sql, rows in statements))
-            cursor.execute(sql, [p for _, rows in statements for r in rows for p in r])
+            sql = _chained(tuple((model, key, len(rows)) for model, key, rows in upserts))
+            cursor.execute(sql, [p for _, _, rows in upserts for p in _flat(rows)])
             return
-        for sql, rows in statements:
+        for model, key, rows in upserts:
             for i in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[i : i + ROWS_PER_STATEMENT]
-                cursor.execute(_many(sql, len(chunk)), [p for r in chunk for p in r])
+                cursor.execute(_many(model, key, len(chunk)), _flat(chunk))
 
 
 def add(counts: Counter, resolutions: Counter) -> None:
@@ -199,15 +214,15 @@ def moved(before: Keys | None, after: Keys) -> None:
         return
     if before is None:
         # A new attempt, the webhook's common case: two or four rows, nothing to sort or sum.
-        statements = []
+        upserts: list[Upsert] = []
         for names, key, hourly, daily in (
             (COUNT_KEY, after[0], HourlyCount, DailyCount),
             (RESOLUTION_KEY, after[1], HourlyResolution, DailyResolution),
         ):
             if key is not None:
-                statements.append((_upsert_sql(hourly, names), [_params(key, 1, False)]))
-                statements.append((_upsert_sql(daily, names), [_params(key, 1, True)]))
-        _run(statements)
+                upserts.append((hourly, names, [_params(key, 1, False)]))
+                upserts.append((daily, names, [_params(key, 1, True)]))
+        _run(upserts)
         return
     counts: Counter = Counter()
     resolutions: Counter = Counter()

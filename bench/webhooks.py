@@ -45,29 +45,50 @@ def free_port() -> int:
 
 
 @contextmanager
-def database(kind: str, workdir: Path):
+def database(kind: str, workdir: Path, name: str = BENCH_DB):
     """A fresh, empty database of that kind, dropped afterwards; yields its URL."""
     if kind == "sqlite":
-        yield f"sqlite:///{workdir / 'bench.sqlite3'}"
+        yield f"sqlite:///{workdir / f'{name}.sqlite3'}"
         return
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
     try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def migrated(url: str, secret: str) -> dict[str, str]:
+    """Migrates the database at `url`; returns the environment gunicorn serves it with."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": secrets.token_urlsafe(40),
+        "DEBUG": "false",
+        "SEAM_WEBHOOK_SECRET": secret,
+        "SEAM_API_KEY": "",
+        "WEB_CONCURRENCY": "2",
+    }
+    env.pop("CACHE_URL", None)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+    )
+    return env
 
 
 @contextmanager
-def gunicorn_process(env: dict[str, str], log_path: Path):
+def gunicorn_process(env: dict[str, str], log_path: Path, app: str = "dashboard.wsgi"):
     """gunicorn as deployed on a free port, answering /healthz: yields its URL and process."""
     port = free_port()
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "dashboard.wsgi", "--config", "gunicorn.conf.py"],
+            [sys.executable, "-m", "gunicorn", app, "--config", "gunicorn.conf.py"],
             cwd=BASE_DIR,
             env=env,
             stdout=log,
@@ -91,8 +112,8 @@ def gunicorn_process(env: dict[str, str], log_path: Path):
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path):
-    with gunicorn_process(env, log_path) as (url, _):
+def gunicorn(env: dict[str, str], log_path: Path, app: str = "dashboard.wsgi"):
+    with gunicorn_process(env, log_path, app) as (url, _):
         yield url
 
 
@@ -149,6 +170,32 @@ def run_wrk(url: str, args: argparse.Namespace, *lua_args: str, env: dict | None
     return result
 
 
+def webhook_round(
+    server: str, args: argparse.Namespace, workdir: Path, secret: str, run: str
+) -> tuple[dict, list[str]]:
+    """One wrk round of new events signed now, named after `run`: its result and the
+    acknowledged event ids."""
+    events_path = workdir / f"events-{run}.tsv"
+    sign_events(events_path, MAX_EVENTS_PER_SECOND * args.seconds, secret, run)
+    acked_path = workdir / f"acked-{run}.txt"
+    hooks = run_wrk(
+        server,
+        args,
+        "webhooks",
+        str(events_path),
+        str(args.threads),
+        env={"BENCH_ACKED": str(acked_path)},
+    )
+    return hooks, acked_path.read_text().split()
+
+
+def connect(url: str) -> sqlite3.Connection | psycopg.Connection:
+    """A plain connection to the database at `url`, outside Django."""
+    if url.startswith("sqlite"):
+        return sqlite3.connect(url.removeprefix("sqlite:///"))
+    return psycopg.connect(url)
+
+
 def stored(url: str) -> dict:
     queries = {
         "events": "SELECT count(*) FROM attempts_webhookevent",
@@ -157,10 +204,7 @@ def stored(url: str) -> dict:
         "changes": "SELECT count(*) FROM attempts_statuschange",
         "unlinked": "SELECT count(*) FROM attempts_webhookevent WHERE attempt_id IS NULL",
     }
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-    else:
-        conn = psycopg.connect(url)
+    conn = connect(url)
     try:
         counts = {name: conn.execute(sql).fetchone()[0] for name, sql in queries.items()}
         ids = {row[0] for row in conn.execute("SELECT event_id FROM attempts_webhookevent")}
@@ -172,22 +216,7 @@ def stored(url: str) -> dict:
 def bench(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
     with database(kind, workdir) as url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "SECRET_KEY": secrets.token_urlsafe(40),
-            "DEBUG": "false",
-            "SEAM_WEBHOOK_SECRET": secret,
-            "SEAM_API_KEY": "",
-            "WEB_CONCURRENCY": "2",
-        }
-        env.pop("CACHE_URL", None)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=BASE_DIR,
-            env=env,
-            check=True,
-        )
+        env = migrated(url, secret)
         rounds = []
         acked: list[str] = []
         with gunicorn(env, workdir / f"gunicorn-{kind}.log") as server:
@@ -195,21 +224,10 @@ def bench(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
             # Baseline and webhooks alternate, so a neighbour's load hits both alike.
             for n in range(args.rounds):
                 healthz = run_wrk(server, args, "healthz")
-                events_path = workdir / f"events-{kind}-{n}.tsv"
-                sign_events(events_path, MAX_EVENTS_PER_SECOND * args.seconds, secret, f"{kind}{n}")
-                acked_path = workdir / f"acked-{kind}-{n}.txt"
-                hooks = run_wrk(
-                    server,
-                    args,
-                    "webhooks",
-                    str(events_path),
-                    str(args.threads),
-                    env={"BENCH_ACKED": str(acked_path)},
-                )
-                acked += acked_path.read_text().split()
+                hooks, round_acked = webhook_round(server, args, workdir, secret, f"{kind}{n}")
+                acked += round_acked
                 rounds.append((healthz, hooks))
-        counts = stored(url)
-    lost = set(acked) - counts["ids"]
+        stored_rows = checked(url, acked, rounds)
     median = statistics.median
 
     return {
@@ -222,9 +240,17 @@ def bench(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
         "p99_ms_worst": max(w["p99_us"] / 1000 for _, w in rounds),
         "healthz_p99_ms": median([h["p99_us"] / 1000 for h, _ in rounds]),
         "ratio": median([w["per_second"] / h["per_second"] for h, w in rounds]),
+        **stored_rows,
+    }
+
+
+def checked(url: str, acked: list[str], rounds: list[tuple[dict, dict]]) -> dict:
+    """The rows stored against the events acknowledged in these (healthz, webhooks) rounds."""
+    counts = stored(url)
+    return {
         "acknowledged": len(acked),
         "stored": counts["events"],
-        "lost": len(lost),
+        "lost": len(set(acked) - counts["ids"]),
         "doubled": counts["events"] - counts["distinct_events"] + (len(acked) - len(set(acked))),
         "attempts": counts["attempts"],
         "history_rows": counts["changes"],
@@ -236,8 +262,28 @@ def bench(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def consistent(r: dict) -> bool:
+    """Prints checked()'s counts; whether every acknowledged event was stored once, alone."""
+    print(
+        f"  acknowledged {r['acknowledged']}, stored {r['stored']}, lost {r['lost']}, "
+        f"doubled {r['doubled']}, attempts {r['attempts']}, history rows "
+        f"{r['history_rows']}, events without attempt {r['unlinked']}, rejected "
+        f"{r['rejected']}, socket errors {r['socket_errors']}, unsent overflow "
+        f"{r['overflow']}"
+    )
+    ok = (
+        r["lost"] == r["doubled"] == r["unlinked"] == r["rejected"] == 0
+        and r["stored"] == r["attempts"] == r["history_rows"]
+        and r["answered_duplicate"] == r["overflow"] == 0
+    )
+    if not ok:
+        print("  INCONSISTENT: see the counts above", file=sys.stderr)
+    return ok
+
+
+def options(description: str) -> argparse.Namespace:
+    """The command line of a wrk benchmark; exits if wrk is missing."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seconds", type=int, default=5, help="per round and endpoint")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
@@ -246,13 +292,29 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
     args = parser.parse_args()
     if not shutil.which("wrk"):
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
-    ok = True
-    tmp = tempfile.mkdtemp(prefix="bench-webhooks-")
+        parser.error("wrk is not installed (apt-get install wrk)")
+    return args
+
+
+@contextmanager
+def scratch_dir(prefix: str, keep: bool):
+    """A fresh temporary folder for the logs and SQLite databases, removed unless `keep`."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
     try:
+        yield Path(tmp)
+    finally:
+        if keep:
+            print(f"logs and databases kept in {tmp}")
+        else:
+            shutil.rmtree(tmp)
+
+
+def main() -> int:
+    args = options(__doc__.split("\n")[0])
+    ok = True
+    with scratch_dir("bench-webhooks-", args.keep) as tmp:
         for kind in args.databases:
-            r = bench(kind, args, Path(tmp))
+            r = bench(kind, args, tmp)
             print(
                 f"webhooks {r['database']}: {r['events_per_second']:.0f} events/s "
                 f"(rounds {r['events_per_second_all']}; p50 {r['p50_ms']:.1f} ms, "
@@ -260,28 +322,9 @@ def main() -> int:
                 f"/healthz {r['healthz_per_second']:.0f} req/s (p99 {r['healthz_p99_ms']:.1f} ms); "
                 f"ratio {r['ratio']:.3f}"
             )
-            print(
-                f"  acknowledged {r['acknowledged']}, stored {r['stored']}, lost {r['lost']}, "
-                f"doubled {r['doubled']}, attempts {r['attempts']}, history rows "
-                f"{r['history_rows']}, events without attempt {r['unlinked']}, rejected "
-                f"{r['rejected']}, socket errors {r['socket_errors']}, unsent overflow "
-                f"{r['overflow']}"
-            )
-            consistent = (
-                r["lost"] == r["doubled"] == r["unlinked"] == r["rejected"] == 0
-                and r["stored"] == r["attempts"] == r["history_rows"]
-                and r["answered_duplicate"] == r["overflow"] == 0
-            )
-            ok = ok and consistent
-            if not consistent:
-                print("  INCONSISTENT: see the counts above", file=sys.stderr)
+            ok = consistent(r) and ok
             if r["database"] == "sqlite" and (r["events_per_second"] < 1000 or r["p99_ms"] >= 50):
                 print("  below target: 1,000 events/s with p99 < 50 ms on SQLite", file=sys.stderr)
-    finally:
-        if args.keep:
-            print(f"logs and databases kept in {tmp}")
-        else:
-            shutil.rmtree(tmp)
     return 0 if ok else 1
 
 

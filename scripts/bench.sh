@@ -32,3 +32,5 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
 fi
 .venv/bin/python bench/webhooks.py
+echo "== the webhook's write path as written next to the same through the ORM, side by side (SQLite, PostgreSQL)"
+.venv/bin/python bench/write_path.py
