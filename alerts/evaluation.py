@@ -12,18 +12,18 @@ nothing that was marked sent. A crash between a destination taking a notice and 
 marked sent is the one case where a notice can go twice.
 """
 
-import fcntl
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from filelock import FileLock, Timeout
 
 from alerts import destinations
 from alerts.models import Incident, Notice, Rule
@@ -58,7 +58,11 @@ class Outcome:
         return f"check_alerts outcome={'error' if self.errors else 'ok'} {counts}"
 
 
-_lock_fds: dict[str, int] = {}
+@cache
+def _file_lock(path: str) -> FileLock:
+    # One object per file for the whole process, as filelock intends: thread_local gives each
+    # thread its own hold, so threads exclude one another as processes do.
+    return FileLock(path, mode=0o600, thread_local=True)
 
 
 @contextmanager
@@ -66,7 +70,8 @@ def exclusive() -> Iterator[bool]:
     """Yields True to the one evaluation that may run now, False to any other meanwhile.
 
     PostgreSQL: a session advisory lock, held across instances and released if the process dies.
-    SQLite (one host by nature): an flock on a file beside the database, likewise released.
+    SQLite (one host by nature): a file lock beside the database, held across processes and
+    threads, likewise released.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -79,20 +84,14 @@ def exclusive() -> Iterator[bool]:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
         return
-    path = f"{connection.settings_dict['NAME']}-alerts-lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    lock = _file_lock(f"{connection.settings_dict['NAME']}-alerts-lock")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        held = lock.acquire(blocking=False)
+    except Timeout:
+        yield False
+        return
+    with held:
+        yield True
 
 
 def evaluate(now: datetime | None = None) -> Outcome:

@@ -1,5 +1,5 @@
-"""One log line per request, the Content-Security-Policy header, the client's address, and a
-readable 503 while the database is unreachable."""
+"""One log line per request, the client's address, and a readable 503 while the database is
+unreachable."""
 
 import json
 import logging
@@ -12,23 +12,6 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
 log = logging.getLogger("dashboard.request")
-
-# No inline scripts, styles or eval: an injected tag or attribute cannot run script. So htmx
-# trigger filters and hx-on (eval) are not used, and base.html turns off htmx's inline indicator
-# <style> (includeIndicatorStyles: false): static/js and static/css do their work.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -134,13 +117,3 @@ class SkipLoggedExceptions(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not getattr(getattr(record, "request", None), "_exception_logged", False)
-
-
-class ContentSecurityPolicyMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        return response

@@ -7,22 +7,17 @@ The events carry no error or result: a terminal attempt recorded here keeps payl
 until the live poll or the catch-up fetches it from the API, never inside this request.
 """
 
-import fcntl
-import os
-import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import DataError, IntegrityError, OperationalError, connection, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
 from attempts import rows
 from attempts.events import is_known_type
 from attempts.merge import Observation, merge
 from attempts.models import Source, Status, WebhookEvent
-from dashboard.sqlite import busy_timeout
+from dashboard.sqlite import write_turn
 
 OUTCOME_STATUS = {"succeeded": Status.SUCCESS, "failed": Status.ERROR}
 
@@ -70,54 +65,6 @@ def event_status(event_type: str, payload: dict[str, Any]) -> str:
     return status if status in Status.values else Status.PENDING
 
 
-_write_turn_fds: dict[str, int] = {}
-POLL_SECONDS = 0.0001
-
-
-@contextmanager
-def sqlite_write_turn(wait_seconds: float | None = None) -> Iterator[None]:
-    """On SQLite, wait for the write lock on an OS file lock rather than SQLite's busy handler.
-
-    SQLite's handler polls with sleeps of up to 100 ms, so under a burst the workers' writes
-    go idle and starve one another; a blocked flock() wakes as soon as the lock is free.
-    With `wait_seconds`, the file lock and then SQLite's lock are waited for that long in all,
-    else OperationalError.
-    """
-    if connection.vendor != "sqlite":
-        yield
-        return
-    path = f"{connection.settings_dict['NAME']}-webhook-lock"
-    fd = _write_turn_fds.get(path)
-    if fd is None:
-        fd = _write_turn_fds[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    if wait_seconds is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        bounded: AbstractContextManager[None] = nullcontext()
-    else:
-        deadline = time.monotonic() + wait_seconds
-        _flock_until(fd, deadline)
-        bounded = busy_timeout(connection, deadline - time.monotonic())
-    try:
-        with bounded:
-            yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def _flock_until(fd: int, deadline: float) -> None:
-    # flock() cannot time out, so it is retried. A webhook holds the turn for under a millisecond:
-    # retried every millisecond, the turn sat idle after most releases and the workers took a
-    # fifth fewer webhooks than a blocking flock() lets them.
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise OperationalError("database is locked (waited for the write turn)") from None
-            time.sleep(POLL_SECONDS)
-
-
 def record_event(
     payload: Any, svix_id: str = "", wait_seconds: float | None = None
 ) -> tuple[WebhookEvent, bool]:
@@ -149,7 +96,7 @@ def record_event(
         known_type=is_known_type(event_type),
     )
     try:
-        with sqlite_write_turn(wait_seconds), transaction.atomic():
+        with write_turn(wait_seconds), transaction.atomic():
             if action_attempt_id:
                 observation = Observation(
                     status=event_status(event_type, payload),

@@ -4,12 +4,14 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import timedelta
 from email.policy import default as email_policy
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from alerts import evaluation
@@ -170,6 +172,42 @@ def test_an_evaluation_skips_while_another_runs(settings):
             release.set()
             holder.join()
         assert evaluate().sent == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_of_one_process_exclude_each_other():
+    threads, rounds = 4, 25
+    start = threading.Barrier(threads)
+    guard = threading.Lock()
+    inside, most, won = 0, 0, 0
+
+    def contend() -> None:
+        nonlocal inside, most, won
+        try:
+            start.wait(10)
+            for _ in range(rounds):
+                with exclusive() as got:
+                    if not got:
+                        continue
+                    with guard:
+                        inside += 1
+                        most, won = max(most, inside), won + 1
+                    time.sleep(0.001)
+                    with guard:
+                        inside -= 1
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=contend) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert most == 1
+    assert 0 < won < threads * rounds
+    # Released: the next evaluation runs.
+    with exclusive() as got:
+        assert got
 
 
 @pytest.mark.django_db(transaction=True)
