@@ -8,7 +8,6 @@ a proxy that counts its calls.
 import json
 import statistics
 import time
-from collections.abc import Callable
 from io import StringIO
 
 import httpx
@@ -27,7 +26,7 @@ from attempts.templatetags.attempt_tags import version
 from attempts.tests.browser import chromium
 from attempts.tests.faults import RedisServer, pending_connections, silent_server
 from attempts.tests.proxy import CountingProxy
-from attempts.tests.servers import Gunicorn
+from attempts.tests.servers import Gunicorn, wait_until
 from attempts.tests.test_webhooks import SECRET, seam_event, signed_headers
 from fakeseam import API_KEY
 
@@ -55,14 +54,6 @@ def faulty_cache(settings, location: str, timeout: float = 0.5) -> None:
     }
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout} s")
-        time.sleep(0.1)
-
-
 def log_lines(caplog, outcome: str) -> int:
     return sum(f"cache outcome={outcome}" in r.getMessage() for r in caplog.records)
 
@@ -86,7 +77,9 @@ class TestFailSoftCache:
                 cache.incr("failures")
             assert cache.get_or_set("computed", lambda: 5) == 5
             assert cache.available() is False
-            time.sleep(0.3)  # past RETRY_SECONDS: the next call probes, and fails again
+            # Once RETRY_SECONDS have passed, the next call probes, and fails again.
+            probe_due = dashboard.cache.health("faulty").retry_at
+            wait_until(lambda: time.monotonic() > probe_due, 1, "due for a probe")
             assert cache.available() is False
             assert log_lines(caplog, "unavailable") == 1
 

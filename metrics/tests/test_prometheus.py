@@ -6,8 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alerts.tests.receivers import wait_for
-from attempts.tests.servers import BASE_DIR, Gunicorn
+from attempts.tests.servers import BASE_DIR, Gunicorn, wait_until
 from attempts.tests.test_webhooks import SECRET, bad_signature, deliver, seam_event, signed_headers
 from fakeseam import free_port
 from fakeseam.process import terminate, wait_listening
@@ -87,9 +86,13 @@ def test_prometheus_scrapes_the_deliveries_of_every_worker():
             url = f"http://127.0.0.1:{port}"
             expected = {"recorded": 6.0, "duplicate": 2.0, "rejected": 3.0}
             promql = "sum by (outcome) (seam_dashboard_webhook_deliveries_total)"
-            assert wait_for(lambda: query(url, promql) == expected, timeout=60), (
-                query(url, promql),
-                (Path(tmp) / "prometheus.log").read_text()[-2000:],
+            wait_until(
+                lambda: query(url, promql) == expected,
+                60,
+                lambda: (
+                    f"{expected} scraped (it answered {query(url, promql)}; prometheus logged "
+                    f"{(Path(tmp) / 'prometheus.log').read_text()[-2000:]})"
+                ),
             )
         finally:
             terminate(prometheus)
