@@ -11,6 +11,8 @@ from attempts.models import Status
 from attempts.tests.browser import chromium
 from attempts.tests.servers import Gunicorn
 
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
+
 ARTIFACTS = settings.BASE_DIR / "test-artifacts"
 
 

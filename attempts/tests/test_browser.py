@@ -14,6 +14,8 @@ from attempts.tests.browser import chromium
 from attempts.tests.servers import Gunicorn
 from fakeseam import API_KEY
 
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn, pytest.mark.seam]
+
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 ERROR = {"type": "device_disconnected", "message": "The lock went offline mid-action"}
 

@@ -59,6 +59,7 @@ def log_lines(caplog, outcome: str) -> int:
 
 
 class TestFailSoftCache:
+    @pytest.mark.redis
     def test_it_misses_and_drops_writes_while_redis_is_down(self, settings, caplog, monkeypatch):
         monkeypatch.setattr(dashboard.cache, "RETRY_SECONDS", 0.2)
         with RedisServer() as redis:
@@ -130,6 +131,7 @@ class TestFailSoftCache:
 
 
 @pytest.mark.django_db
+@pytest.mark.seam
 def test_sync_attempts_catches_up_while_the_cache_is_down(settings, seam):
     """Its overlap lock lives in the cache; overlapping runs are safe, so it runs without it."""
     attempt = seam.lock_door()
@@ -241,6 +243,9 @@ def gunicorn_env(cache_url: str, seam_url: str) -> dict[str, str]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
+@pytest.mark.redis
+@pytest.mark.seam
 def test_pages_answer_from_the_database_while_redis_is_down(fake_seam, record_property):
     attempts = pending_attempts(fake_seam)
     cookie = operator_cookie()
@@ -286,6 +291,8 @@ def test_pages_answer_from_the_database_while_redis_is_down(fake_seam, record_pr
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
+@pytest.mark.seam
 def test_a_hung_redis_costs_a_request_at_most_one_socket_timeout(fake_seam, record_property):
     attempts = pending_attempts(fake_seam)
     cookie = operator_cookie()
@@ -314,6 +321,10 @@ def test_a_hung_redis_costs_a_request_at_most_one_socket_timeout(fake_seam, reco
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.browser
+@pytest.mark.gunicorn
+@pytest.mark.redis
+@pytest.mark.seam
 def test_the_notice_leaves_open_pages_when_redis_is_back(fake_seam):
     pending_attempts(fake_seam)
     cookie = operator_cookie()

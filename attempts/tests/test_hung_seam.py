@@ -18,6 +18,8 @@ from attempts.queries import newest_pk
 from attempts.templatetags.attempt_tags import version
 from fakeseam import API_KEY
 
+pytestmark = [pytest.mark.slow]
+
 log = logging.getLogger(__name__)
 PAGE_BOUND = 2.5
 EXPLICIT_BOUND = 10.5

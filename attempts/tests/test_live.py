@@ -8,6 +8,8 @@ from attempts.seam import SeamNotFound
 from attempts.tests.proxy import CountingProxy
 from fakeseam import API_KEY
 
+pytestmark = [pytest.mark.seam]
+
 LIST = "/action_attempts/list"
 ERROR = {"type": "device_offline", "message": "The lock is offline"}
 

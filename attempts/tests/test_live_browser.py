@@ -19,6 +19,8 @@ from attempts.tests.test_events import event
 from attempts.webhooks import record_event
 from fakeseam import API_KEY
 
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
+
 POLL_SECONDS = 1
 HIDE = (
     "Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
@@ -234,6 +236,7 @@ def test_an_operator_who_opted_in_is_notified_of_new_errors(server, browser):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.seam
 def test_after_a_seam_outage_pages_see_seam_back_at_once(fake_seam, browser):
     action_attempt_id = fake_seam.lock_door()["action_attempt_id"]
     fake_seam.set_attempt(action_attempt_id, "pending")

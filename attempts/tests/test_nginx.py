@@ -28,6 +28,8 @@ from attempts.tests.test_webhooks import SECRET, seam_event, signed_headers
 from fakeseam import API_KEY, free_port
 from fakeseam.process import terminate, wait_listening
 
+pytestmark = [pytest.mark.nginx, pytest.mark.gunicorn, pytest.mark.seam]
+
 SAMPLE = BASE_DIR / "deploy" / "nginx.conf"
 PASSWORD = "correct horse battery staple"
 
@@ -150,6 +152,7 @@ def webhook_lines(server: Gunicorn) -> int:
 
 @pytest.mark.django_db(transaction=True)
 class TestThroughNginx:
+    @pytest.mark.browser
     def test_an_operator_logs_in_and_watches_attempts_end(self, stack, fake_seam, tmp_path):
         from playwright.sync_api import expect
 

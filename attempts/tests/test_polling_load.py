@@ -19,6 +19,8 @@ from attempts.tests.proxy import CountingProxy
 from attempts.tests.servers import Gunicorn
 from fakeseam import API_KEY
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.seam]
+
 VIEWERS = 10
 ATTEMPTS = 20
 WINDOW = 10.0  # seconds of polling

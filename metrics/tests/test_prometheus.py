@@ -11,6 +11,8 @@ from attempts.tests.test_webhooks import SECRET, bad_signature, deliver, seam_ev
 from fakeseam import free_port
 from fakeseam.process import terminate, wait_listening
 
+pytestmark = [pytest.mark.prometheus]
+
 TOKEN = "prometheus-test-token"
 DEPLOY = BASE_DIR / "deploy" / "prometheus"
 
@@ -37,6 +39,7 @@ def query(url: str, promql: str) -> dict[str, float]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
 def test_prometheus_scrapes_the_deliveries_of_every_worker():
     env = {"METRICS_TOKEN": TOKEN, "SEAM_WEBHOOK_SECRET": SECRET}
     with Gunicorn(env=env, workers=2) as server, tempfile.TemporaryDirectory() as tmp:
