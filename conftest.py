@@ -82,6 +82,15 @@ def collected_static():
     call_command("collectstatic", "--noinput", verbosity=0)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(request, settings):
+    """Hashing a password as deployed takes half a second here, paid by every test that makes a
+    user with one, for nothing they check. Tests that start gunicorn keep it: the server checks
+    the passwords they store."""
+    if not request.node.get_closest_marker("gunicorn"):
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def fake_seam():
     """Seam's fake server on a free loopback port, for the whole test session."""
