@@ -260,7 +260,7 @@ class TestThroughNginx:
             with https(stack) as http:
                 http.cookies.set("sessionid", cookie)
                 while tick < start + window:
-                    time.sleep(max(0.0, tick - time.monotonic()))
+                    time.sleep(max(0.0, tick - time.monotonic()))  # one poll a second
                     response = http.get("/attempts/poll/", params=params)
                     if response.status_code != 200:
                         failures.append(response.status_code)
