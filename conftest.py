@@ -1,5 +1,7 @@
 import os
 import signal
+import subprocess
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -11,10 +13,64 @@ def pytest_configure(config):
     # scripts/test.sh runs its two passes in the background and stops them with SIGTERM (where
     # Ctrl-C does not reach them): stop as on Ctrl-C, so that fixtures stop what they started.
     signal.signal(signal.SIGTERM, _interrupted)
+    subprocess.Popen.__init__ = _marked_popen_init
+
+
+def pytest_unconfigure(config):
+    subprocess.Popen.__init__ = _popen_init
 
 
 def _interrupted(signum, frame):
     raise KeyboardInterrupt
+
+
+# The markers keep `make check` to the tests that need nothing but SQLite: a test that starts one
+# of these programs without its marker fails, saying which marker it needs.
+PROGRAM_MARKERS = {
+    "redis-server": "redis",
+    "nginx": "nginx",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "chromium": "browser",
+}
+_running: list[pytest.Item] = []
+_popen_init = subprocess.Popen.__init__
+
+
+def needed_marker(argv: list[str]) -> str | None:
+    if any("playwright" in a for a in argv[:2]):  # Playwright's driver, which starts chromium
+        return "browser"
+    if Path(argv[0]).name == "node":
+        return "seam"
+    if "gunicorn" in argv[:3]:
+        return "gunicorn"
+    return PROGRAM_MARKERS.get(Path(argv[0]).name)
+
+
+def _marked_popen_init(self, args, *rest, **kwargs):
+    if _running:
+        one = isinstance(args, str | bytes | os.PathLike)
+        argv = os.fsdecode(args).split() if one else [os.fsdecode(a) for a in args]
+        marker = needed_marker(argv)
+        if marker and not _running[-1].get_closest_marker(marker):
+            command = " ".join(Path(a).name for a in argv[:3])
+            pytest.fail(f"{_running[-1].nodeid} runs {command}: mark it @pytest.mark.{marker}")
+    _popen_init(self, args, *rest, **kwargs)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.pop()
+
+
+def pytest_runtest_setup(item):
+    # Started once for the session: only the first test to use it would start it.
+    if "fake_seam" in item.fixturenames and not item.get_closest_marker("seam"):
+        pytest.fail(f"{item.nodeid} uses Seam's fake server: mark it @pytest.mark.seam")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,6 +80,15 @@ def collected_static():
     if os.environ.get("DASHBOARD_STATIC_COLLECTED"):
         return
     call_command("collectstatic", "--noinput", verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(request, settings):
+    """Hashing a password as deployed takes half a second here, paid by every test that makes a
+    user with one, for nothing they check. Tests that start gunicorn keep it: the server checks
+    the passwords they store."""
+    if not request.node.get_closest_marker("gunicorn"):
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")

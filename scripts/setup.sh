@@ -1,5 +1,6 @@
 # Sourced by the other scripts: makes .venv with the given requirements file, and installs
-# Seam's fake server. Both are skipped when nothing changed since the last install.
+# Seam's fake server (not with --no-fakeseam after it: `make check` needs no node). Both are
+# skipped when nothing changed since the last install.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,7 +14,7 @@ if [ ! -f "$stamp" ] || [ "$requirements" -nt "$stamp" ] || [ requirements.txt -
   .venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
   touch "$stamp"
 fi
-if [ ! -f fakeseam/node_modules/.package-lock.json ] \
-    || [ fakeseam/package-lock.json -nt fakeseam/node_modules/.package-lock.json ]; then
+if [ "${2:-}" != --no-fakeseam ] && { [ ! -f fakeseam/node_modules/.package-lock.json ] \
+    || [ fakeseam/package-lock.json -nt fakeseam/node_modules/.package-lock.json ]; }; then
   npm ci --prefix fakeseam --no-audit --no-fund --silent
 fi

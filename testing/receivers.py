@@ -3,7 +3,6 @@ an SMTP server (aiosmtpd) for mailto:// URLs. Each keeps what it received."""
 
 import json
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
@@ -73,12 +72,3 @@ class SmtpReceiver:
 
     def __exit__(self, *exc) -> None:
         self.controller.stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import HTTPServer
 from pathlib import Path
@@ -28,6 +28,18 @@ BASE_DIR = Path(settings.BASE_DIR)
 # The local PostgreSQL server, on this machine as on CI, for tests that need PostgreSQL whichever
 # database the test run uses.
 POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str | Callable[[], str]):
+    """Waits for `condition()` to hold, checking every 50 ms, and returns what it returned; fails
+    the test at the deadline, saying `what` did not happen (a callable: says it then, with what
+    it saw)."""
+    deadline = time.monotonic() + timeout
+    while not (held := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what() if callable(what) else what} within {timeout} s")
+        time.sleep(0.05)
+    return held
 
 
 @contextmanager

@@ -11,6 +11,8 @@ from attempts.models import Status
 from testing.browser import chromium
 from testing.servers import Gunicorn
 
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
+
 ARTIFACTS = settings.BASE_DIR / "test-artifacts"
 
 

@@ -61,6 +61,7 @@ def test_the_error_rate_and_dashboard_url_are_checked(settings):
     assert [e.id for e in run_checks(tags=["alerts"])] == ["alerts.E002", "alerts.E003"]
 
 
+@pytest.mark.gunicorn
 def test_gunicorn_refuses_to_start_with_a_malformed_alert_url():
     from testing.servers import Gunicorn
 

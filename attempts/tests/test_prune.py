@@ -118,6 +118,7 @@ def server(django_db_setup):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
 class TestPruneUnderLoad:
     def test_webhooks_keep_landing_while_it_deletes(self, server):
         for n in range(600):

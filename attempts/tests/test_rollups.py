@@ -109,6 +109,7 @@ def api_merge(rng: random.Random, ids: list[str]) -> None:
 
 @pytest.mark.django_db(transaction=True)
 class TestRollups:
+    @pytest.mark.gunicorn
     def test_incremental_equals_rebuilt_under_a_random_concurrent_mix(self, server):
         seed = random.randrange(1 << 30)
         ids = [f"aa_{i}" for i in range(40)]

@@ -8,7 +8,6 @@ a proxy that counts its calls.
 import json
 import statistics
 import time
-from collections.abc import Callable
 from io import StringIO
 
 import httpx
@@ -28,7 +27,7 @@ from pages.templatetags.attempt_tags import version
 from testing.browser import chromium
 from testing.faults import RedisServer, pending_connections, silent_server
 from testing.proxy import CountingProxy
-from testing.servers import Gunicorn
+from testing.servers import Gunicorn, wait_until
 from testing.webhooks import SECRET, seam_event, signed_headers
 
 NOTICE = "live refresh paused: the cache is unavailable"
@@ -55,19 +54,12 @@ def faulty_cache(settings, location: str, timeout: float = 0.5) -> None:
     }
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout} s")
-        time.sleep(0.1)
-
-
 def log_lines(caplog, outcome: str) -> int:
     return sum(f"cache outcome={outcome}" in r.getMessage() for r in caplog.records)
 
 
 class TestFailSoftCache:
+    @pytest.mark.redis
     def test_it_misses_and_drops_writes_while_redis_is_down(self, settings, caplog, monkeypatch):
         monkeypatch.setattr(dashboard.cache, "RETRY_SECONDS", 0.2)
         with RedisServer() as redis:
@@ -86,7 +78,9 @@ class TestFailSoftCache:
                 cache.incr("failures")
             assert cache.get_or_set("computed", lambda: 5) == 5
             assert cache.available() is False
-            time.sleep(0.3)  # past RETRY_SECONDS: the next call probes, and fails again
+            # Once RETRY_SECONDS have passed, the next call probes, and fails again.
+            probe_due = dashboard.cache.health("faulty").retry_at
+            wait_until(lambda: time.monotonic() > probe_due, 1, "due for a probe")
             assert cache.available() is False
             assert log_lines(caplog, "unavailable") == 1
 
@@ -137,6 +131,7 @@ class TestFailSoftCache:
 
 
 @pytest.mark.django_db
+@pytest.mark.seam
 def test_sync_attempts_catches_up_while_the_cache_is_down(settings, seam):
     """Its overlap lock lives in the cache; overlapping runs are safe, so it runs without it."""
     attempt = seam.lock_door()
@@ -248,6 +243,9 @@ def gunicorn_env(cache_url: str, seam_url: str) -> dict[str, str]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
+@pytest.mark.redis
+@pytest.mark.seam
 def test_pages_answer_from_the_database_while_redis_is_down(fake_seam, record_property):
     attempts = pending_attempts(fake_seam)
     cookie = operator_cookie()
@@ -293,6 +291,8 @@ def test_pages_answer_from_the_database_while_redis_is_down(fake_seam, record_pr
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
+@pytest.mark.seam
 def test_a_hung_redis_costs_a_request_at_most_one_socket_timeout(fake_seam, record_property):
     attempts = pending_attempts(fake_seam)
     cookie = operator_cookie()
@@ -321,6 +321,10 @@ def test_a_hung_redis_costs_a_request_at_most_one_socket_timeout(fake_seam, reco
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.browser
+@pytest.mark.gunicorn
+@pytest.mark.redis
+@pytest.mark.seam
 def test_the_notice_leaves_open_pages_when_redis_is_back(fake_seam):
     pending_attempts(fake_seam)
     cookie = operator_cookie()

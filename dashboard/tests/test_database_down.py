@@ -39,6 +39,8 @@ from testing.proxy import CountingProxy
 from testing.servers import Gunicorn, manage, test_database_url, throwaway_postgres
 from testing.webhooks import SECRET, seam_event, signed_headers
 
+pytestmark = [pytest.mark.gunicorn]
+
 POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 PAGES = ["/attempts/", "/attempts/poll/?v=999999.1", "/events/", "/attempts/export.csv"]
 PAGES += ["/events/export.csv", "/attempts/aa_1/", "/accounts/login/"]
@@ -121,6 +123,7 @@ def webhook_events(url: str) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
 def test_it_replaces_connections_terminated_under_it(postgres, record_property):
     url, cookie = postgres
     env = {"DATABASE_URL": url, "SEAM_WEBHOOK_SECRET": SECRET}
@@ -192,6 +195,7 @@ def live_requests(http: httpx.Client, attempt: Attempt, seconds: float) -> list:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.seam
 def test_a_webhook_the_database_cannot_record_answers_503_with_retry_after(
     fake_seam, record_property
 ):

@@ -38,6 +38,7 @@ class TestReadyz:
         assert closed.encode() not in response.content
 
     @pytest.mark.django_db(transaction=True)
+    @pytest.mark.gunicorn
     def test_it_names_a_failed_database(self):
         down = f"postgres://dashboard:s3cret@127.0.0.1:{free_port()}/dashboard"
         with Gunicorn(env={"DATABASE_URL": down}, workers=1) as server:
@@ -47,6 +48,7 @@ class TestReadyz:
         assert "s3cret" not in response.text and "s3cret" not in server.output()
 
     @pytest.mark.django_db(transaction=True)
+    @pytest.mark.gunicorn
     def test_it_answers_in_seconds_when_the_cache_hangs(self):
         with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
             env = {"CACHE_URL": f"redis://127.0.0.1:{silent.getsockname()[1]}/0"}

@@ -28,6 +28,8 @@ from testing.proxy import CountingProxy
 from testing.servers import BASE_DIR, Gunicorn
 from testing.webhooks import SECRET, seam_event, signed_headers
 
+pytestmark = [pytest.mark.nginx, pytest.mark.gunicorn, pytest.mark.seam]
+
 SAMPLE = BASE_DIR / "deploy" / "nginx.conf"
 PASSWORD = "correct horse battery staple"
 
@@ -150,6 +152,7 @@ def webhook_lines(server: Gunicorn) -> int:
 
 @pytest.mark.django_db(transaction=True)
 class TestThroughNginx:
+    @pytest.mark.browser
     def test_an_operator_logs_in_and_watches_attempts_end(self, stack, fake_seam, tmp_path):
         from playwright.sync_api import expect
 
@@ -257,7 +260,7 @@ class TestThroughNginx:
             with https(stack) as http:
                 http.cookies.set("sessionid", cookie)
                 while tick < start + window:
-                    time.sleep(max(0.0, tick - time.monotonic()))
+                    time.sleep(max(0.0, tick - time.monotonic()))  # one poll a second
                     response = http.get("/attempts/poll/", params=params)
                     if response.status_code != 200:
                         failures.append(response.status_code)

@@ -39,6 +39,7 @@ def test_it_rejects_post(client, token):
 
 
 @pytest.mark.django_db
+@pytest.mark.prometheus
 def test_it_exports_the_contract_names_clean_for_promtool(client, token):
     ended("LOCK_DOOR", Status.ERROR, 10)
     ended("UNLOCK_DOOR", Status.SUCCESS, 4)
@@ -67,6 +68,7 @@ def test_it_exports_the_contract_names_clean_for_promtool(client, token):
 
 
 @pytest.mark.django_db
+@pytest.mark.seam
 def test_it_counts_seam_requests(client, token, seam):
     from seam.client import get_client
 

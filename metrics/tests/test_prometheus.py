@@ -8,9 +8,10 @@ import pytest
 
 from fakeseam import free_port
 from fakeseam.process import terminate, wait_listening
-from testing.receivers import wait_for
-from testing.servers import BASE_DIR, Gunicorn
+from testing.servers import BASE_DIR, Gunicorn, wait_until
 from testing.webhooks import SECRET, bad_signature, deliver, seam_event, signed_headers
+
+pytestmark = [pytest.mark.prometheus]
 
 TOKEN = "prometheus-test-token"
 DEPLOY = BASE_DIR / "deploy" / "prometheus"
@@ -38,6 +39,7 @@ def query(url: str, promql: str) -> dict[str, float]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
 def test_prometheus_scrapes_the_deliveries_of_every_worker():
     env = {"METRICS_TOKEN": TOKEN, "SEAM_WEBHOOK_SECRET": SECRET}
     with Gunicorn(env=env, workers=2) as server, tempfile.TemporaryDirectory() as tmp:
@@ -87,9 +89,13 @@ def test_prometheus_scrapes_the_deliveries_of_every_worker():
             url = f"http://127.0.0.1:{port}"
             expected = {"recorded": 6.0, "duplicate": 2.0, "rejected": 3.0}
             promql = "sum by (outcome) (seam_dashboard_webhook_deliveries_total)"
-            assert wait_for(lambda: query(url, promql) == expected, timeout=60), (
-                query(url, promql),
-                (Path(tmp) / "prometheus.log").read_text()[-2000:],
+            wait_until(
+                lambda: query(url, promql) == expected,
+                60,
+                lambda: (
+                    f"{expected} scraped (it answered {query(url, promql)}; prometheus logged "
+                    f"{(Path(tmp) / 'prometheus.log').read_text()[-2000:]})"
+                ),
             )
         finally:
             terminate(prometheus)

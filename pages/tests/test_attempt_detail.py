@@ -112,6 +112,7 @@ class TestAttemptDetail:
         assert ended.status_code == 286
         assert "data-poll" not in ended.content.decode()
 
+    @pytest.mark.seam
     def test_an_id_never_recorded_is_fetched_from_seam_and_tracked(self, operator, seam):
         action_attempt_id = started(seam, "error", error=ERROR)
 
@@ -127,6 +128,7 @@ class TestAttemptDetail:
         operator.get(f"/attempts/{action_attempt_id}/")
         assert OperatorAction.objects.count() == 1
 
+    @pytest.mark.seam
     def test_it_is_404_when_seam_has_no_such_attempt(self, operator, seam):
         response = operator.get("/attempts/no_such_attempt/")
 
@@ -141,6 +143,7 @@ class TestAttemptDetail:
         assert response.status_code == 404
         assert b"no SEAM_API_KEY" in response.content
 
+    @pytest.mark.seam
     def test_it_says_so_when_seam_is_down(self, operator, seam):
         seam.outage(["/action_attempts/get"])
 
@@ -150,6 +153,7 @@ class TestAttemptDetail:
         assert b"unavailable" in response.content
         assert API_KEY.encode() not in response.content
 
+    @pytest.mark.seam
     def test_opening_an_ended_attempt_fetches_its_missing_payload(self, operator, seam):
         action_attempt_id = started(seam, "error", error=ERROR)
         merge(action_attempt_id, Observation(status="error"), source=Source.WEBHOOK)
@@ -170,6 +174,7 @@ class TestTrack:
         assert response.status_code == 400
         assert b"Paste an action attempt id" in response.content
 
+    @pytest.mark.seam
     def test_it_tracks_and_goes_to_the_attempt(self, operator, seam):
         action_attempt_id = started(seam, "pending")
 
@@ -201,9 +206,11 @@ class TestRefresh:
         merge("aa1", Observation(status="pending"), source=Source.WEBHOOK)
         assert operator.get("/attempts/aa1/refresh/").status_code == 405
 
+    @pytest.mark.seam
     def test_it_is_404_for_an_unknown_attempt(self, operator, seam):
         assert operator.post("/attempts/nope/refresh/").status_code == 404
 
+    @pytest.mark.seam
     def test_it_asks_seam_now_and_records_who_asked(self, operator, seam):
         action_attempt_id = started(seam, "pending")
         operator.get(f"/attempts/{action_attempt_id}/")  # fetched: fresh for the interval
@@ -217,6 +224,7 @@ class TestRefresh:
         refresh = OperatorAction.objects.get(kind="refresh")
         assert (refresh.user, refresh.attempt) == (operator.user, attempt)
 
+    @pytest.mark.seam
     def test_it_says_when_seam_did_not_answer(self, operator, seam):
         action_attempt_id = started(seam, "pending")
         operator.get(f"/attempts/{action_attempt_id}/")

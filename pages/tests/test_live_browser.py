@@ -16,8 +16,10 @@ from attempts.paging import PAGE_SIZE
 from fakeseam import API_KEY
 from pages.tests.test_events import event
 from seam.ingest import record_event
-from testing.browser import chromium
-from testing.servers import Gunicorn
+from testing.browser import chromium, polls_handled
+from testing.servers import Gunicorn, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
 
 POLL_SECONDS = 1
 HIDE = (
@@ -67,10 +69,7 @@ def logged_in(browser, server: Gunicorn, **options) -> BrowserContext:
 def until(page: Page, expression: str, timeout_ms: int) -> None:
     """Waits for an expression to hold in the page (wait_for_function would eval a string,
     which the page's CSP forbids)."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"{expression} did not hold in {timeout_ms} ms"
-        page.wait_for_timeout(50)
+    wait_until(lambda: page.evaluate(expression), timeout_ms / 1000, expression)
 
 
 def row(page: Page, attempt: Attempt):
@@ -126,7 +125,7 @@ def test_new_attempts_stream_into_lists_matching_their_query(server, browser):
     assert ids == [f"attempt-{unlock.pk}", f"attempt-{lock.pk}", f"attempt-{old.pk}"]
     expect(row(everything, unlock)).to_have_class("changed")
     # The one that does not match never shows in the filtered list.
-    locks.wait_for_timeout(3 * POLL_SECONDS * 1000)
+    polls_handled(locks)
     expect(locks.locator(f"#attempt-{unlock.pk}")).to_have_count(0)
     for page in (everything, locks):
         assert page.evaluate("window.notReloaded") is True
@@ -224,7 +223,7 @@ def test_an_operator_who_opted_in_is_notified_of_new_errors(server, browser):
     recorded("aa_broken", "error", "UNLOCK_DOOR")
 
     until(page, "window.raised.length > 0", 5_000)
-    page.wait_for_timeout(2 * POLL_SECONDS * 1000)
+    polls_handled(page)
     [note] = page.evaluate("window.raised")
     assert note["title"] == "UNLOCK_DOOR ended in error"
     assert "aa_broken went offline" in note["body"]
@@ -234,6 +233,7 @@ def test_an_operator_who_opted_in_is_notified_of_new_errors(server, browser):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.seam
 def test_after_a_seam_outage_pages_see_seam_back_at_once(fake_seam, browser):
     action_attempt_id = fake_seam.lock_door()["action_attempt_id"]
     fake_seam.set_attempt(action_attempt_id, "pending")
@@ -250,7 +250,8 @@ def test_after_a_seam_outage_pages_see_seam_back_at_once(fake_seam, browser):
             page.goto(f"{server.url}/attempts/")
             # Several failures: the back-off grows, up to its 30 s cap.
             expect(page.locator("#seam-status")).to_contain_text("may be stale", timeout=15_000)
-            page.wait_for_timeout(8_000)
+            # The third: no call to Seam for 8 s now, past the bound below.
+            wait_until(lambda: "failures=3 " in server.output(), 30, "three failures")
             fake_seam.outage([])
             fake_seam.set_attempt(action_attempt_id, "success", result={"ok": True})
             back = time.monotonic()
@@ -280,5 +281,5 @@ def test_new_events_stream_into_the_events_page(server, browser):
 
     expect(page.locator("#event-rows tr").first).to_contain_text("evt_new", timeout=5_000)
     expect(page.locator("#event-rows tr").first).to_have_class("changed")
-    page.wait_for_timeout(2 * POLL_SECONDS * 1000)
+    polls_handled(page)
     expect(page.locator("#event-rows")).not_to_contain_text("evt_other")

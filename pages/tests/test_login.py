@@ -100,6 +100,7 @@ def behind_proxy(django_db_setup):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
 class TestBehindProxy:
     proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ops.example.test"}
 

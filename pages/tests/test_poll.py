@@ -142,6 +142,7 @@ class TestPoll:
         assert '<section id="stats" class="stats" aria-label="Counts" hx-swap-oob="true">' in stale
         assert current == b""
 
+    @pytest.mark.seam
     def test_a_hidden_tab_asks_seam_nothing_and_skips_the_counts(self, operator, seam, settings):
         action_attempt_id = seam.lock_door()["action_attempt_id"]
         seam.set_attempt(action_attempt_id, "error", error=ERROR)
@@ -193,6 +194,7 @@ class TestPoll:
         assert response["Content-Type"].startswith("text/html")
         assert len(response.content) > 10
 
+    @pytest.mark.seam
     def test_it_refreshes_the_rows_from_seam(self, operator, seam_settings, fake_seam):
         seam_settings.SEAM_POLL_SECONDS = 1
         action_attempt_id = fake_seam.lock_door()["action_attempt_id"]
@@ -206,6 +208,7 @@ class TestPoll:
         assert "device_offline" in body and "The lock is offline" in body
         assert 'id="seam-status"' not in body  # unchanged: Seam answered
 
+    @pytest.mark.seam
     def test_it_says_when_seam_stops_answering(self, operator, seam_settings, fake_seam):
         seam_settings.SEAM_CLIENT_OPTIONS = {"max_attempts": 1}
         a = recorded("aa1")
@@ -247,6 +250,7 @@ class TestListPolling:
         # Its "N new attempts" link leads to the newest page, with the same filters.
         assert '<a id="new-attempts" class="button" href="/attempts/?status=pending"' in body
 
+    @pytest.mark.seam
     def test_a_page_fetches_payloads_missing_from_ended_rows_at_once(
         self, operator, seam_settings, fake_seam
     ):

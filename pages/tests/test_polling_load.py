@@ -17,7 +17,9 @@ from attempts.models import Attempt, Source
 from fakeseam import API_KEY
 from pages.templatetags.attempt_tags import version
 from testing.proxy import CountingProxy
-from testing.servers import Gunicorn
+from testing.servers import Gunicorn, wait_until
+
+pytestmark = [pytest.mark.gunicorn, pytest.mark.seam]
 
 VIEWERS = 10
 ATTEMPTS = 20
@@ -44,7 +46,7 @@ class Viewer(threading.Thread):
         self.page_polls = page.status_code == 200 and "/attempts/poll/" in page.text
         tick = time.monotonic() + random.uniform(0, INTERVAL)  # pages opened at different times
         while tick < self.until:
-            time.sleep(max(0.0, tick - time.monotonic()))
+            time.sleep(max(0.0, tick - time.monotonic()))  # the page's pace: one poll a tick
             params = [("v", f"{pk}.{v}") for pk, v in self.versions.items()]
             response = self.http.get("/attempts/poll/", params=params, headers={"HX-Request": "1"})
             self.polls += 1
@@ -79,8 +81,13 @@ def test_ten_viewers_cost_seam_one_batched_call_per_interval(fake_seam):
             viewers = [Viewer(server.url, c, versions, start + WINDOW) for c in cookies]
             for viewer in viewers:
                 viewer.start()
-            # Halfway, half the attempts end: the pages must see it through their polls.
-            time.sleep(WINDOW / 2)
+            # Once every page polls and Seam was asked, half the attempts end: the pages must
+            # see it through their polls.
+            wait_until(
+                lambda: all(v.polls >= 2 for v in viewers) and proxy.calls_to(LIST),
+                WINDOW / 2,
+                "every page polling",
+            )
             for action_attempt_id in ids[::2]:
                 fake_seam.set_attempt(action_attempt_id, "success", result={"ok": True})
             for viewer in viewers:

@@ -83,6 +83,7 @@ def no_outage(fake_seam):
 
 
 class TestGet:
+    @pytest.mark.seam
     def test_it_gets_an_attempt(self, client, fake_seam):
         started = fake_seam.lock_door()
         fake_seam.set_attempt(
@@ -93,11 +94,13 @@ class TestGet:
         assert attempt["status"] == "error"
         assert attempt["error"] == {"type": "x", "message": "jammed"}
 
+    @pytest.mark.seam
     def test_it_raises_not_found(self, client):
         with pytest.raises(SeamNotFound) as caught:
             client.get("action_attempt_never")
         assert caught.value.error_type == "action_attempt_not_found"
 
+    @pytest.mark.seam
     def test_it_raises_unauthorized_for_a_bad_key(self, fake_seam, caplog):
         secret = "seam_wrong_key_s3cr3t"
         seam = SeamClient(fake_seam.url, secret, **FAST)
@@ -118,12 +121,14 @@ class TestGet:
 
 
 class TestList:
+    @pytest.mark.seam
     def test_it_lists_and_leaves_out_missing_ids(self, client, fake_seam):
         one, two = fake_seam.lock_door(), fake_seam.unlock_door()
         ids = [one["action_attempt_id"], "action_attempt_missing", two["action_attempt_id"]]
         found = client.list(ids)
         assert {a["action_attempt_id"] for a in found} == {ids[0], ids[2]}
 
+    @pytest.mark.seam
     def test_none_found_is_an_empty_list(self, client):
         assert client.list(["action_attempt_missing"]) == []
         assert client.list([]) == []
@@ -146,6 +151,7 @@ class TestList:
         assert bodies[1]["action_attempt_ids"] == bodies[0]["action_attempt_ids"]
         assert bodies[2]["action_attempt_ids"] == ["a500"]
 
+    @pytest.mark.seam
     def test_discovery_is_not_supported_by_the_fake(self, client):
         assert client.list_page(limit=10) is None
 
@@ -160,6 +166,7 @@ class TestList:
 
 
 class TestEvents:
+    @pytest.mark.seam
     def test_it_lists_events_since(self, client, fake_seam):
         fake_seam.lock_door()
         since = datetime.now(UTC) - timedelta(hours=1)
@@ -169,6 +176,7 @@ class TestEvents:
 
 
 class TestFailures:
+    @pytest.mark.seam
     def test_an_outage_is_unavailable_after_bounded_retries(self, client, fake_seam, no_outage):
         attempt = fake_seam.lock_door()
         fake_seam.outage(["/action_attempts/get", "/action_attempts/list"])
@@ -236,6 +244,7 @@ class TestFailures:
 
 
 class TestGetClient:
+    @pytest.mark.seam
     def test_it_follows_the_settings(self, settings, fake_seam):
         settings.SEAM_API_URL = fake_seam.url
         settings.SEAM_API_KEY = API_KEY

@@ -88,6 +88,7 @@ def receiver():
 
 
 @pytest.mark.django_db
+@pytest.mark.seam
 class TestDemo:
     def test_attempts_end_and_webhooks_are_signed(self, fake_seam, receiver):
         clock = Clock()
@@ -165,6 +166,8 @@ class TestDemo:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
+@pytest.mark.seam
 class TestDemoWithTheDashboard:
     def test_its_webhooks_end_the_lock_attempts_it_started(self, fake_seam):
         clock = Clock()
@@ -195,6 +198,7 @@ class TestDemoWithTheDashboard:
 
 
 @pytest.mark.django_db
+@pytest.mark.seam
 class TestDemoRestarted:
     def test_it_never_reuses_an_id_an_earlier_run_recorded(self):
         Attempt.objects.create(action_attempt_id="action_attempt1", action_type="LOCK_DOOR")

@@ -18,6 +18,8 @@ from attempts.recorded import newest_pk
 from fakeseam import API_KEY
 from pages.templatetags.attempt_tags import version
 
+pytestmark = [pytest.mark.slow]
+
 log = logging.getLogger(__name__)
 PAGE_BOUND = 2.5
 EXPLICIT_BOUND = 10.5

@@ -8,6 +8,8 @@ from seam import live
 from seam.client import SeamNotFound
 from testing.proxy import CountingProxy
 
+pytestmark = [pytest.mark.seam]
+
 LIST = "/action_attempts/list"
 ERROR = {"type": "device_offline", "message": "The lock is offline"}
 

@@ -11,6 +11,7 @@ RESULT = {"was_confirmed_by_device": True}
 
 @pytest.mark.django_db
 class TestFetchAndMerge:
+    @pytest.mark.seam
     def test_it_merges_what_seam_answers(self, seam):
         done, failed, waiting = seam.lock_door(), seam.unlock_door(), seam.lock_door()
         seam.set_attempt(done["action_attempt_id"], "success", result=RESULT)
@@ -35,6 +36,7 @@ class TestFetchAndMerge:
         settings.SEAM_API_KEY = ""  # a call would raise SeamNotConfigured
         assert fetch_and_merge([]) == []
 
+    @pytest.mark.seam
     def test_an_outage_raises_and_changes_nothing(self, seam):
         attempt = seam.lock_door()
         merge(attempt["action_attempt_id"], Observation("pending"), source=Source.WEBHOOK)

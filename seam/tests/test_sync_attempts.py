@@ -49,6 +49,7 @@ def history(action_attempt_id: str) -> list[tuple[str, str, bool]]:
 
 @pytest.mark.django_db
 class TestSyncAttempts:
+    @pytest.mark.seam
     def test_it_repairs_a_webhook_outage(self, seam):
         done, failed, waiting, ended = (seam.lock_door() for _ in range(4))
         seam.set_attempt(done["action_attempt_id"], "success", result=RESULT)
@@ -86,6 +87,7 @@ class TestSyncAttempts:
         # The second run finds only the attempt still pending, and changes nothing.
         assert "attempts_refreshed=1 " in second and "attempts_ended=0 " in second
 
+    @pytest.mark.seam
     def test_it_records_missed_events_once_and_discovers_attempts(self, seam, settings):
         seen, missed, unknown = seam.lock_door(), seam.unlock_door(), seam.lock_door()
         seam.set_attempt(seen["action_attempt_id"], "error", error=ERROR)
@@ -113,6 +115,7 @@ class TestSyncAttempts:
         since = datetime.fromisoformat(newer.bodies["/events/list"][-1]["since"])
         assert timedelta(minutes=59) < datetime.now(UTC) - since < timedelta(minutes=61)
 
+    @pytest.mark.seam
     def test_it_exits_non_zero_when_seam_is_down(self, seam):
         attempt = seam.lock_door()
         merge(attempt["action_attempt_id"], Observation("pending"), source=Source.WEBHOOK)
@@ -123,6 +126,7 @@ class TestSyncAttempts:
         assert "unavailable" in str(caught.value)
         assert Attempt.objects.get().status == "pending"
 
+    @pytest.mark.seam
     def test_its_failures_and_recovery_are_what_pages_and_alerts_see(self, seam):
         seam.outage(["/events/list", "/action_attempts/list"])
         with pytest.raises(CommandError):
@@ -132,12 +136,14 @@ class TestSyncAttempts:
         sync()
         assert not live.seam_state().stale
 
+    @pytest.mark.seam
     def test_it_exits_non_zero_with_a_bad_key(self, seam, settings):
         settings.SEAM_API_KEY = "seam_wrong"
         with pytest.raises(CommandError) as caught:
             sync()
         assert "401" in str(caught.value) and "seam_wrong" not in str(caught.value)
 
+    @pytest.mark.seam
     def test_a_second_run_at_once_does_nothing(self, seam):
         attempt = seam.lock_door()
         merge(attempt["action_attempt_id"], Observation("pending"), source=Source.WEBHOOK)

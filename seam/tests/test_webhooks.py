@@ -41,6 +41,7 @@ def server(django_db_setup):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
 class TestSeamWebhook:
     def test_it_records_a_new_event_and_creates_its_attempt(self, server):
         response = deliver(server, seam_event())
