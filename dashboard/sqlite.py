@@ -50,7 +50,7 @@ TURN_POLL_SECONDS = 0.0001
 def _turn(path: str) -> FileLock:
     # One object per file for the whole process, as filelock intends: thread_local gives each
     # thread its own hold, so threads take turns as processes do.
-    return FileLock(path, mode=0o600, thread_local=True, poll_interval=TURN_POLL_SECONDS)
+    return FileLock(path, mode=0o600, thread_local=True)
 
 
 @contextmanager
@@ -68,12 +68,12 @@ def write_turn(wait_seconds: float | None = None) -> Iterator[None]:
     lock = _turn(f"{connection.settings_dict['NAME']}-webhook-lock")
     bounded: AbstractContextManager[None] = nullcontext()
     if wait_seconds is None:
-        held = lock.acquire()
+        held = lock.acquire(poll_interval=TURN_POLL_SECONDS)
     else:
         deadline = time.monotonic() + wait_seconds
         try:
             # A negative timeout would wait for ever: a deadline already past gets one try.
-            held = lock.acquire(timeout=max(0.0, wait_seconds))
+            held = lock.acquire(timeout=max(0.0, wait_seconds), poll_interval=TURN_POLL_SECONDS)
         except Timeout:
             raise OperationalError("database is locked (waited for the write turn)") from None
         bounded = busy_timeout(connection, deadline - time.monotonic())
