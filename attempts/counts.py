@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from attempts import rollups
+from attempts import rollup_reads, rollups
 from attempts.filters import filtered_attempts, narrowed, since_of
 from attempts.models import DailyCount, HourlyCount, Status
 from dashboard.shared import figures_key, shared
@@ -52,7 +52,7 @@ def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]
         return list(qs.values_list(*by).annotate(n=Count("id")))
     narrow = partial(narrowed, filters=filters)
     start, end = whole_hours(filters, now)
-    parts = rollups.parts(HourlyCount, DailyCount, narrow, start, end, by)
+    parts = rollup_reads.parts(HourlyCount, DailyCount, narrow, start, end, by)
     # Each range of attempts with exactly two time bounds: given more (or an OR of several),
     # SQLite reads the whole range of the filters instead.
     anytime = filtered_attempts({**filters, "last": None, "since": None, "until": None})
@@ -67,12 +67,12 @@ def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]
             continue
         # Most of the hour: its rollup less the attempts outside the range, half an hour or less
         # of them (about 7,000 at ten million over 30 days) instead of up to a whole hour.
-        parts += rollups.parts(HourlyCount, DailyCount, narrow, hour, hour + rollups.HOUR, by)
+        parts += rollup_reads.parts(HourlyCount, DailyCount, narrow, hour, hour + rollups.HOUR, by)
         if hour < lo:
             parts.append(attempts(hour, lo, -1))
         if hi < hour + rollups.HOUR:
             parts.append(attempts(hi, hour + rollups.HOUR, -1))
-    return rollups.united(parts)
+    return rollup_reads.united(parts)
 
 
 def partial_hours(

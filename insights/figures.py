@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from django.db.models import Sum
 from django.utils import timezone
 
-from attempts import rollups
+from attempts import rollup_reads, rollups
 from attempts.filters import LAST_DELTAS, filtered_attempts, narrowed
 from attempts.models import DailyCount, DailyResolution, HourlyCount, HourlyResolution, Status
 from pages.fragments import URL_SAFE, detail_url_prefix
@@ -130,8 +130,10 @@ def top_errors(filters: dict[str, Any], span: Span, base: dict[str, Any]) -> lis
     errors_only = {**filters, "status": [Status.ERROR]}
     by_type: dict[str, int] = defaultdict(int)
     narrow = partial(narrowed, filters=errors_only)
-    parts = rollups.parts(HourlyCount, DailyCount, narrow, span.start, span.end, ("error_type",))
-    for error_type, n in rollups.united(parts):
+    parts = rollup_reads.parts(
+        HourlyCount, DailyCount, narrow, span.start, span.end, ("error_type",)
+    )
+    for error_type, n in rollup_reads.united(parts):
         by_type[error_type] += n
     rows = sorted(((k, n) for k, n in by_type.items() if n), key=lambda kv: (-kv[1], kv[0]))
     rows = rows[:TOP_ERRORS]
@@ -157,8 +159,8 @@ def resolution(filters: dict[str, Any], span: Span) -> list[dict[str, Any]]:
     action type, status and error type, so every filter narrows them)."""
     narrow = partial(narrowed, filters=filters)
     by = ("action_type", "bucket")
-    rows = rollups.united(
-        rollups.parts(HourlyResolution, DailyResolution, narrow, span.start, span.end, by)
+    rows = rollup_reads.united(
+        rollup_reads.parts(HourlyResolution, DailyResolution, narrow, span.start, span.end, by)
     )
     per: dict[str, dict[int, int]] = defaultdict(dict)
     for action_type, bucket, n in rows:
@@ -168,7 +170,7 @@ def resolution(filters: dict[str, Any], span: Span) -> list[dict[str, Any]]:
         buckets = {b: n for b, n in buckets.items() if n}
         if not buckets:
             continue
-        figures = {name: rollups.percentile(buckets, share) for share, name in SHARES}
+        figures = {name: rollup_reads.percentile(buckets, share) for share, name in SHARES}
         out.append(
             {
                 "action_type": action_type,
