@@ -8,7 +8,6 @@ import binascii
 import json
 import logging
 import time
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -16,10 +15,9 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from seam import signals
+from seam import secrets, signals
 from seam.ingest import InvalidEvent, record_event, text_field
 
 log = logging.getLogger(__name__)
@@ -38,11 +36,6 @@ class Rejected(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-@lru_cache(maxsize=4)
-def _webhook(secret: str) -> Webhook:
-    return Webhook(secret)
 
 
 def _read_body(request: HttpRequest) -> bytes:
@@ -74,12 +67,9 @@ def _read_body(request: HttpRequest) -> bytes:
     return b"".join(chunks)
 
 
-def _verify(request: HttpRequest, body: bytes) -> None:
-    try:
-        webhook = _webhook(settings.SEAM_WEBHOOK_SECRET)
-    except (ValueError, binascii.Error):
-        log.error("SEAM_WEBHOOK_SECRET is not a whsec_ secret in base64")
-        raise Rejected(503, "webhook secret misconfigured") from None
+def _verify(request: HttpRequest, body: bytes) -> set[str]:
+    """The workspaces whose secrets verify the delivery ("" for an entry bound to none)."""
+    entries, problems = secrets.parse(settings.SEAM_WEBHOOK_SECRET)
     headers = {
         "webhook-id": request.META.get("HTTP_SVIX_ID", ""),
         "webhook-timestamp": request.META.get("HTTP_SVIX_TIMESTAMP", ""),
@@ -92,13 +82,33 @@ def _verify(request: HttpRequest, body: bytes) -> None:
         body.decode()
     except UnicodeDecodeError:
         raise Rejected(400, "body is not UTF-8") from None
-    try:
-        webhook.verify(body, headers, json_parse=False)
-    except WebhookVerificationError as e:
-        raise Rejected(401, str(e)) from None
-    except (ValueError, TypeError, OverflowError, binascii.Error):
-        # The library raises these on malformed headers: an entry without a comma, bad base64.
-        raise Rejected(400, "malformed svix-signature header") from None
+    verified, refusal = set(), "no webhook secret is configured"
+    for entry in entries:
+        try:
+            entry.webhook.verify(body, headers, json_parse=False)
+        except WebhookVerificationError as e:
+            refusal = str(e)
+        except (ValueError, TypeError, OverflowError, binascii.Error):
+            # The library raises these on malformed headers: an entry without a comma, bad base64.
+            raise Rejected(400, "malformed svix-signature header") from None
+        else:
+            verified.add(entry.workspace_id)
+    if not verified and problems:
+        # The delivery may be signed with the entry that cannot be read: Svix retries a 503.
+        log.error("webhook secret misconfigured: %s", " ".join(problems))
+        raise Rejected(503, "webhook secret misconfigured")
+    if not verified:
+        raise Rejected(401, refusal)
+    return verified
+
+
+def _in_workspace(payload: Any, verified: set[str]) -> None:
+    """A secret bound to a workspace verifies only that workspace's events."""
+    if "" in verified:
+        return
+    workspace_id = payload.get("workspace_id") if isinstance(payload, dict) else None
+    if workspace_id not in verified:
+        raise Rejected(401, "signed with the secret of another workspace")
 
 
 def _reject_constant(name: str) -> Any:
@@ -144,11 +154,13 @@ def _verified_payload(request: HttpRequest) -> Any:
     if not settings.SEAM_WEBHOOK_SECRET:
         raise Rejected(503, "SEAM_WEBHOOK_SECRET is not configured")
     body = _read_body(request)
-    _verify(request, body)
+    verified = _verify(request, body)
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        payload = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise Rejected(400, "body is not JSON") from None
+    _in_workspace(payload, verified)
+    return payload
 
 
 def _log_delivery(

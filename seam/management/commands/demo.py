@@ -36,6 +36,7 @@ from attempts.management.commands.load_attempts import realistic_error, realisti
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
 from fakeseam import LOCKS, WORKSPACE_ID, FakeSeam
+from seam.secrets import signing_secret
 
 log = logging.getLogger("attempts.demo")
 
@@ -307,7 +308,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, fake_port: int, dashboard_url: str, sync_every: float, **options):
-        secret = settings.SEAM_WEBHOOK_SECRET
+        secret = signing_secret(settings.SEAM_WEBHOOK_SECRET)
         if not secret:
             raise CommandError("SEAM_WEBHOOK_SECRET is not set: the demo signs webhooks with it.")
         if not port_is_free(fake_port):
