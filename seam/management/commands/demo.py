@@ -38,7 +38,7 @@ from attempts.models import Attempt, Source
 from fakeseam import LOCKS, WORKSPACE_ID, FakeSeam
 from seam.secrets import signing_secret
 
-log = logging.getLogger("attempts.demo")
+log = logging.getLogger("seam.demo")
 
 THERMOSTAT_ACTIONS = [
     ("/thermostats/cool", {"cooling_set_point_celsius": 23}),
