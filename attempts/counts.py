@@ -3,7 +3,7 @@
 Whole days and hours are read from the rollups (attempts/rollups.py), and only the partial hours
 at the edges of the range from the attempts themselves, so a count costs the same at any size.
 The figures are computed at most once per interval for every viewer of the same filters
-(dashboard.cache.shared).
+(dashboard/shared.py).
 """
 
 from datetime import datetime, timedelta

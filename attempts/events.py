@@ -56,11 +56,8 @@ def is_known_type(event_type: str) -> bool:
     return event_type.split(".", 1)[0] in SEAM_EVENT_NAMESPACES and "." in event_type
 
 
-TYPES_SECONDS = 30
-
-
 def event_types_ever_recorded() -> list[str]:
-    return distinct_values(WebhookEvent, "event_type", "events:types", TYPES_SECONDS)
+    return distinct_values(WebhookEvent, "event_type", "events:types")
 
 
 class EventFilterForm(PagedFilterForm):

@@ -22,8 +22,6 @@ from attempts import search
 from attempts.models import DOCUMENTED_ACTION_TYPES, Attempt, Status
 from attempts.paging import AnyChoiceField, PagedFilterForm, distinct_values
 
-# The action and error types ever recorded are looked up at most this often.
-TYPES_SECONDS = 30
 DEFAULT_STUCK_MINUTES = 15
 
 LAST_CHOICES = [
@@ -43,11 +41,11 @@ FILTER_KEYS = ("action_type", "status", "error_type", "q", "last", "since", "unt
 
 
 def action_types_ever_recorded() -> list[str]:
-    return distinct_values(Attempt, "action_type", "attempts:action-types", TYPES_SECONDS)
+    return distinct_values(Attempt, "action_type", "attempts:action-types")
 
 
 def error_types_ever_recorded() -> list[str]:
-    return distinct_values(Attempt, "error_type", "attempts:error-types", TYPES_SECONDS)
+    return distinct_values(Attempt, "error_type", "attempts:error-types")
 
 
 class AttemptFilterForm(PagedFilterForm):

@@ -84,7 +84,13 @@ def page_of(
     return Page(rows, Cursor.of(rows[0], field) if after and rows else None, older)
 
 
-def distinct_values(model: type[models.Model], field: str, key: str, seconds: int) -> list[str]:
+# The values ever recorded that the filters offer are looked up at most this often.
+CHOICES_SECONDS = 30
+
+
+def distinct_values(
+    model: type[models.Model], field: str, key: str, seconds: int = CHOICES_SECONDS
+) -> list[str]:
     """The distinct values of an indexed column, by skipping along its index (one seek per
     value, not a scan of every row), cached for `seconds`."""
 
