@@ -97,14 +97,19 @@ def distinct_values(
     def compute() -> list[str]:
         table = connection.ops.quote_name(model._meta.db_table)
         column = connection.ops.quote_name(field)
+        # Empty values are left out, in the very words of a partial index that leaves them out
+        # (SQLite matches the terms as written): else it walks another index, a second at a
+        # million attempts for the error types.
+        given = f"NOT ({column} = '')"
+        after = f"{column} > t.v AND {given}"
         sql = (
-            f"WITH RECURSIVE t(v) AS (SELECT MIN({column}) FROM {table} "  # noqa: S608
-            f"UNION ALL SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > t.v) "
+            f"WITH RECURSIVE t(v) AS (SELECT MIN({column}) FROM {table} WHERE {given} "  # noqa: S608
+            f"UNION ALL SELECT (SELECT MIN({column}) FROM {table} WHERE {after}) "
             "FROM t WHERE t.v IS NOT NULL) SELECT v FROM t WHERE v IS NOT NULL"
         )
         with connection.cursor() as c:
             c.execute(sql)
-            return [v for (v,) in c.fetchall() if v]
+            return [v for (v,) in c.fetchall()]
 
     return cache.get_or_set(key, compute, seconds)
 
