@@ -225,8 +225,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if HTTPS_ONLY:
     SECURE_SSL_REDIRECT = True
-    # Load balancers probe the workers directly, over plain http.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Load balancers probe the workers directly, over plain http, and Prometheus scrapes each
+    # instance so (deploy/prometheus/prometheus.yml).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SESSION_COOKIE_SECURE = True
