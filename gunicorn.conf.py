@@ -24,9 +24,13 @@ else:
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Sync workers: the views are short database reads and one bounded call to Seam.
-worker_class = "sync"
-# Seam's webhooks give up after 15 s; nginx's proxy_read_timeout in deploy/nginx.conf is 30 s.
+# Sync workers: the views are short database reads and one bounded call to Seam. This one also
+# tells the arbiter it is alive after each chunk of a streamed response (dashboard/workers.py),
+# so a CSV export of any size is never cut at `timeout`.
+worker_class = "dashboard.workers.StreamingSyncWorker"
+# A worker silent this long is killed: a request stuck in one place, or a stream that sent
+# nothing for as long. Seam's webhooks give up after 15 s; nginx's proxy_read_timeout in
+# deploy/nginx.conf (between two reads from gunicorn) is 30 s too.
 timeout = 30
 graceful_timeout = 20
 # Recycled now and then, staggered, so no slow leak outlives a day.
