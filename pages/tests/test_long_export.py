@@ -5,7 +5,9 @@ import csv
 import io
 import socket
 import ssl
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from django.test import Client
 from dashboard.tests import test_nginx
 from dashboard.tests.test_nginx import Nginx
 from testing.servers import Gunicorn
+from testing.webhooks import SECRET, deliver, seam_event
 
 ROWS = 60_000
 TIMEOUT = 2
@@ -26,7 +29,11 @@ RECEIVE_BUFFER = 64 * 1024
 
 
 def slow_download(
-    port: int, path: str, session: str, tls: ssl.SSLContext | None = None
+    port: int,
+    path: str,
+    session: str,
+    tls: ssl.SSLContext | None = None,
+    streaming: threading.Event | None = None,
 ) -> tuple[bytes, float]:
     """The body of GET `path` and the seconds it took, read no faster than BYTES_PER_SECOND
     through a small receive buffer, as a client on a slow link does. HTTP/1.0: the body ends
@@ -43,6 +50,8 @@ def slow_download(
         received = bytearray()
         while chunk := sock.recv(RECEIVE_BUFFER):
             received += chunk
+            if streaming:
+                streaming.set()
             # Throttled on purpose: the slow client is what this test is about.
             ahead = len(received) / BYTES_PER_SECOND - (time.monotonic() - started)
             if ahead > 0:
@@ -56,12 +65,17 @@ def csv_rows(body: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(body.decode())))
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_long_export_outlasts_the_worker_timeout(monkeypatch):
+def loaded() -> str:
+    """ROWS attempts, and the session cookie of an operator who may export them."""
     call_command("load_attempts", ROWS, "--days", "2", "--seed", "20", stdout=io.StringIO())
     client = Client()
     client.force_login(User.objects.create_user("operator"))
-    session = client.cookies["sessionid"].value
+    return client.cookies["sessionid"].value
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_export_outlasts_the_worker_timeout(monkeypatch):
+    session = loaded()
     expected = ROWS + 1  # and the header
 
     # The stock sync worker, for contrast: the same download is cut at its timeout.
@@ -102,3 +116,32 @@ def test_a_long_export_outlasts_the_worker_timeout(monkeypatch):
         assert took > 2 * TIMEOUT, took
         assert body.endswith(b"\r\n") and len(csv_rows(body)) == expected
         assert "WORKER TIMEOUT" not in server.output()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_export_leaves_a_worker_for_webhooks_and_refuses_one_more():
+    session = loaded()
+    cookies = {"sessionid": session}
+    with Gunicorn(env={"SEAM_WEBHOOK_SECRET": SECRET}, workers=2) as server:
+        export = f"{server.url}/attempts/export.csv"
+        streaming = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                slow_download, server.port, "/attempts/export.csv", session, None, streaming
+            )
+            assert streaming.wait(timeout=15)
+
+            refused = httpx.get(export, cookies=cookies, timeout=5)
+            started = time.monotonic()
+            recorded = deliver(server, seam_event("evt_during_export", action_attempt_id="aa_x"))
+            webhook_seconds = time.monotonic() - started
+            assert not first.done()  # all of it happened while the export streamed
+            body, _ = first.result()
+
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "60"
+        assert "1 export already running here" in refused.text
+        assert recorded.status_code == 200 and webhook_seconds < 2, webhook_seconds
+        assert len(csv_rows(body)) == ROWS + 1
+        # Its slot is free again once it ended.
+        with httpx.stream("GET", export, cookies=cookies, timeout=10) as again:
+            assert again.status_code == 200
