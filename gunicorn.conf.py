@@ -22,11 +22,18 @@ else:
     _metrics_dir, _own_metrics_dir = Path(tempfile.mkdtemp(prefix="dashboard-metrics-")), True
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 
+# The instance's export slots: lock files of its own (dashboard/streams.py).
+_streams_dir = Path(tempfile.mkdtemp(prefix="dashboard-streams-"))
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Sync workers: the views are short database reads and one bounded call to Seam.
-worker_class = "sync"
-# Seam's webhooks give up after 15 s; nginx's proxy_read_timeout in deploy/nginx.conf is 30 s.
+# Sync workers: the views are short database reads and one bounded call to Seam. This one also
+# tells the arbiter it is alive after each chunk of a streamed response (dashboard/workers.py),
+# so a CSV export of any size is never cut at `timeout`.
+worker_class = "dashboard.workers.StreamingSyncWorker"
+# A worker silent this long is killed: a request stuck in one place, or a stream that sent
+# nothing for as long. Seam's webhooks give up after 15 s; nginx's proxy_read_timeout in
+# deploy/nginx.conf (between two reads from gunicorn) is 30 s too.
 timeout = 30
 graceful_timeout = 20
 # Recycled now and then, staggered, so no slow leak outlives a day.
@@ -60,6 +67,12 @@ def on_starting(server) -> None:
         server.log.error("%s", e)
         sys.exit(1)
 
+    # Long exports may hold all workers but one (dashboard/streams.py); set here, in the master,
+    # with the instance's final number of workers, so every worker shares the slots.
+    from dashboard import streams
+
+    streams.configure(_streams_dir, server.cfg.workers - 1)
+
 
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
@@ -68,5 +81,6 @@ def child_exit(server, worker) -> None:
 
 
 def on_exit(server) -> None:
+    shutil.rmtree(_streams_dir, ignore_errors=True)
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -115,8 +115,11 @@ def error_type(rule: Rule, now: datetime) -> list[Finding]:
 
 
 def stuck(rule: Rule, now: datetime) -> list[Finding]:
+    # Those Seam no longer has are not waiting on anything: not stuck.
     qs = Attempt.objects.filter(
-        status=Status.PENDING, first_seen_at__lt=now - timedelta(minutes=rule.minutes)
+        status=Status.PENDING,
+        first_seen_at__lt=now - timedelta(minutes=rule.minutes),
+        not_found_at__isnull=True,
     )
     if rule.action_type:
         qs = qs.filter(action_type=rule.action_type)

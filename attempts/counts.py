@@ -45,7 +45,7 @@ def counted(filters: dict[str, Any], now: datetime) -> list[tuple[str, str, int]
     part reads the same moment and a subtraction never meets an attempt that moved between."""
     since, until = since_of(filters, now), filters.get("until")
     by = ("action_type", "status")
-    if filters.get("q") or (since and until and since >= until):
+    if filters.get("q") or filters.get("not_found") or (since and until and since >= until):
         qs = filtered_attempts({**filters, "last": None}).order_by()
         if since:
             qs = qs.filter(first_seen_at__gte=since)
@@ -92,19 +92,22 @@ def partial_hours(
 
 def stuck_count(filters: dict[str, Any], now: datetime, before: datetime, pending: int) -> int:
     """Of the `pending` attempts the filters select (as counted() counts them), those first seen
-    before `before`: all but the few first seen since, read from the status index. An outage
-    that leaves a hundred thousand attempts pending costs no more to count than a quiet day."""
+    before `before` that Seam still has: all but the few first seen since, read from the status
+    index, and the few not found on Seam, read from their own index. An outage that leaves a
+    hundred thousand attempts pending costs no more to count than a quiet day."""
     until = filters.get("until") or now
     since = max(since_of(filters, now) or before, before)
-    if until <= since:
-        return pending
     # The time range as exactly two bounds: given more, SQLite reads the range from the list's
     # index instead of the pending attempts' one.
     anytime = filtered_attempts({**filters, "last": None, "since": None, "until": None})
-    recent = anytime.order_by().filter(
-        status=Status.PENDING, first_seen_at__gte=since, first_seen_at__lt=until
-    )
-    return pending - recent.count()
+    pending_ones = anytime.order_by().filter(status=Status.PENDING)
+    stuck = pending
+    if until > since:
+        stuck -= pending_ones.filter(first_seen_at__gte=since, first_seen_at__lt=until).count()
+    lost = pending_ones.filter(not_found_at__isnull=False, first_seen_at__lt=min(before, until))
+    if first := since_of(filters, now):
+        lost = lost.filter(first_seen_at__gte=first)
+    return stuck - lost.count()
 
 
 def compute_stats(filters: dict[str, Any], stuck_minutes: int) -> dict[str, Any]:

@@ -5,7 +5,9 @@ pages through it (attempts/listing.py), the CSV export streams all of it, the co
 rollups with `narrowed()` (attempts/counts.py).
 
 `q` matches an attempt id exactly, or else the ids that contain it (3 characters or more,
-through the trigram index of attempts/search.py) or start with it (shorter).
+through the trigram index of attempts/search.py) or start with it (shorter). `not_found` keeps
+the attempts Seam no longer has (attempts.merge.left_out); the rollups know nothing of it, so
+the counts read those few attempts directly.
 """
 
 from datetime import datetime, timedelta
@@ -37,7 +39,7 @@ LAST_DELTAS = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-FILTER_KEYS = ("action_type", "status", "error_type", "q", "last", "since", "until")
+FILTER_KEYS = ("action_type", "status", "error_type", "not_found", "q", "last", "since", "until")
 
 
 def action_types_ever_recorded() -> list[str]:
@@ -53,6 +55,7 @@ class AttemptFilterForm(PagedFilterForm):
         "action_type",
         "status",
         "error_type",
+        "not_found",
         "q",
         "last",
         "since",
@@ -68,6 +71,7 @@ class AttemptFilterForm(PagedFilterForm):
         choices=Status.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
     error_type = AnyChoiceField(max_length=100, required=False, widget=forms.CheckboxSelectMultiple)
+    not_found = forms.BooleanField(required=False, label="Not found on Seam")
     last = forms.ChoiceField(choices=LAST_CHOICES, required=False)
     since = forms.DateTimeField(
         required=False,
@@ -110,6 +114,7 @@ class AttemptFilterForm(PagedFilterForm):
         picked: dict[str, Any] = {
             name: data.get(name, "") for name in ("q", "since", "until", "stuck_minutes")
         }
+        picked["not_found"] = bool(self.is_valid() and self.cleaned_data.get("not_found"))
         for name in ("action_type", "status", "error_type", "last"):
             picked[name] = options(name)
             picked[f"{name}_count"] = sum(c["checked"] for c in picked[name])
@@ -174,6 +179,8 @@ def filtered_attempts(filters: dict[str, Any]) -> QuerySet[Attempt]:
         qs = qs.filter(first_seen_at__gte=since)
     if filters.get("until"):
         qs = qs.filter(first_seen_at__lt=filters["until"])
+    if filters.get("not_found"):
+        qs = qs.filter(not_found_at__isnull=False)
     if filters.get("q"):
         q = filters["q"]
         qs = qs.annotate(id_prefix=Substr("action_attempt_id", 1, len(q))).filter(id_matches(q))

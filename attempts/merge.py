@@ -5,16 +5,22 @@ Webhooks, API fetches and operator actions all call `merge()`. The rules:
 - a terminal status is final: a later `pending` is stale news and ignored, and a second,
   different terminal status is recorded in the history as a conflict but not applied;
 - the error or result of a terminal attempt, which only the API gives, fills in what is missing,
-  and the error's type with it.
+  and the error's type with it;
+- an attempt that Seam's answers have left out long and often enough is marked "not found on
+  Seam" (`left_out()`); any source that speaks of it again (a webhook, a refresh that finds it)
+  clears the mark.
 Every change is counted in the hourly rollups (attempts.rollups) in the same transaction.
 """
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from attempts import rollups, rows
@@ -152,15 +158,51 @@ def merge(
             attempt.result = observation.result
             attempt.payload_fetched = True
             fields |= {"error", "error_type", "result", "payload_fetched"}
+        # Marks that pages do not show: they move without updated_at, so live pages are not
+        # re-sent the row.
+        quiet = {"fetched_at"} if source == "api" else set()
         if source == "api":
             attempt.fetched_at = now
+        if attempt.missing_since is not None or attempt.not_found:
+            # Seam has it after all: what its answers left out before no longer counts.
+            if attempt.not_found:
+                fields.add("not_found_at")
+            attempt.missing_since = attempt.missing_count = attempt.not_found_at = None
+            quiet |= {"missing_since", "missing_count"}
         if fields:
-            rows.update(attempt, [*fields, "fetched_at", "updated_at"])
+            rows.update(attempt, [*fields, *quiet, "updated_at"])
             rollups.moved(counted, rollups.keys(attempt))
-        elif source == "api":
-            # Only the freshness mark moved: updated_at stays, so live pages are not re-sent it.
-            rows.update(attempt, ["fetched_at"])
+        elif quiet:
+            rows.update(attempt, quiet)
     return Merged(attempt, False, status_changed, conflict)
+
+
+def left_out(action_attempt_ids: Iterable[str], *, refreshes: int, over: timedelta) -> int:
+    """Seam answered a refresh of these attempts without them: counts the miss, and marks "not
+    found on Seam" those left out of at least `refreshes` answers in a row, the first at least
+    `over` ago. Only attempts a refresh still asks about count (pending, or ended without their
+    error or result); a marked one is asked no more. Returns how many it marked.
+
+    Set-based updates, each atomic on its rows: a merge that finds an attempt meanwhile either
+    went first (and the miss starts a new count) or waits for the row and clears it after.
+    """
+    ids = list(action_attempt_ids)
+    if not ids:
+        return 0
+    now = timezone.now()
+    asked = Attempt.objects.filter(
+        Q(status=Status.PENDING) | Q(payload_fetched=False),
+        action_attempt_id__in=ids,
+        not_found_at__isnull=True,
+    )
+    with transaction.atomic():
+        asked.update(
+            missing_since=Coalesce(F("missing_since"), Value(now)),
+            missing_count=Coalesce(F("missing_count"), Value(0)) + 1,
+        )
+        # updated_at too: live pages show the mark.
+        marked = asked.filter(missing_count__gte=refreshes, missing_since__lte=now - over)
+        return marked.update(not_found_at=now, updated_at=now)
 
 
 def _record(event: WebhookEvent | None, attempt: Attempt) -> None:

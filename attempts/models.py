@@ -60,6 +60,13 @@ class Attempt(models.Model):
     payload_fetched = models.BooleanField(default=False)
     # Bumped on every change: a live page asks only for the rows changed since its last poll.
     updated_at = models.DateTimeField(auto_now=True)
+    # Seam's answers to refreshes have left it out since then, this many in a row (None: the
+    # last answer had it). Left out long and often enough, it is marked "not found on Seam"
+    # (not_found_at): no longer refreshed, not counted stuck, prunable. merge() clears all three
+    # when Seam speaks of it again. Nullable, so adding them rewrote no table.
+    missing_since = models.DateTimeField(null=True, blank=True)
+    missing_count = models.IntegerField(null=True, blank=True)
+    not_found_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -88,6 +95,13 @@ class Attempt(models.Model):
                 name="attempt_errtype_newest_idx",
                 condition=~models.Q(error_type=""),
             ),
+            # Those not found on Seam, newest first: few, and read by the list's filter, the
+            # stuck count (which leaves them out) and prune.
+            models.Index(
+                fields=["-first_seen_at", "-id"],
+                name="attempt_not_found_newest_idx",
+                condition=models.Q(not_found_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -96,6 +110,11 @@ class Attempt(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def not_found(self) -> bool:
+        """Seam has left it out of its answers long enough: it no longer has it."""
+        return self.not_found_at is not None
 
     @property
     def time_to_resolution(self):

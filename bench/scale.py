@@ -5,7 +5,8 @@ under bench/results/ for SQLite, in database `bench_scale_<N>` on PostgreSQL, an
 times in-process with Django's test client (server time: middleware, view, template) the list,
 a filtered list, page 1,000, counts for ranges never asked before (the rollups and the edges,
 no cache), an id by its middle and by its beginning, the error_type filter and /insights/; the
-CSV export's rows per second; then webhook p99 under gunicorn with and without a `prune`
+CSV export's rows per second, and the export of the newest --export-rows (5,000,000) attempts
+through gunicorn, complete or not; then webhook p99 under gunicorn with and without a `prune`
 deleting --prune-rows old webhook events. Every figure is printed next to its target.
 
     .venv/bin/python bench/scale.py [--count 1000000] [--databases sqlite postgres] [--warm]
@@ -40,6 +41,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--runs", type=int, default=30, help="timed requests per figure")
     parser.add_argument("--prune-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--export-rows",
+        type=int,
+        default=5_000_000,
+        help="rows of the CSV export timed through gunicorn (the newest ones)",
+    )
     parser.add_argument(
         "--no-load", action="store_true", help="time what the database holds, however many"
     )
@@ -264,8 +271,45 @@ def run_one(kind: str, args: argparse.Namespace) -> None:
         f"alone {read_rate:,.0f} rows/s ({rate / read_rate:.2f}x)"
         f"   (target >= {CSV_ROWS_PER_SECOND:,}: {verdict(rate >= CSV_ROWS_PER_SECOND)})"
     )
+    export_through_gunicorn(url, args.export_rows)
     if args.prune_rows:
         webhooks_during_prune(url, args.prune_rows)
+
+
+def export_through_gunicorn(url: str, rows: int) -> None:
+    """The CSV export of the newest `rows` attempts (all of them if fewer) through gunicorn as
+    deployed, 30 s worker timeout and all: its time, its rows per second, and whether every row
+    arrived (a worker killed mid-stream cuts the file short)."""
+    import httpx
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from attempts.models import Attempt
+    from bench.webhooks import gunicorn
+
+    newest = Attempt.objects.order_by("-first_seen_at", "-id").values_list("first_seen_at")
+    oldest = newest[rows - 1 : rows].first()
+    path, expected = "/attempts/export.csv", Attempt.objects.count()
+    if oldest:
+        path += f"?since={oldest[0].strftime('%Y-%m-%dT%H:%M:%S.%f')}"
+        expected = Attempt.objects.filter(first_seen_at__gte=oldest[0]).count()
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench"))
+    cookies = {"sessionid": client.cookies["sessionid"].value}
+    env = {**os.environ, "DATABASE_URL": url, "WEB_CONCURRENCY": "2"}
+    with tempfile.TemporaryDirectory() as tmp, gunicorn(env, Path(tmp) / "gunicorn.log") as server:
+        started = time.perf_counter()
+        lines = 0
+        with httpx.stream("GET", server + path, cookies=cookies, timeout=60) as response:
+            assert response.status_code == 200, response.status_code
+            for chunk in response.iter_bytes():  # gzip, as a browser takes it
+                lines += chunk.count(b"\n")
+        took = time.perf_counter() - started
+    got = lines - 1  # the header
+    print(
+        f"  {'CSV export through gunicorn':38} {got:,} of {expected:,} rows in {took:,.1f} s, "
+        f"{got / took:,.0f} rows/s   (complete: {verdict(got == expected)})"
+    )
 
 
 def old_events(n: int) -> None:
@@ -392,6 +436,8 @@ def main() -> int:
             str(args.runs),
             "--prune-rows",
             str(args.prune_rows),
+            "--export-rows",
+            str(args.export_rows),
             *(["--no-load"] if args.no_load else []),
             *(["--warm"] if args.warm else []),
         ]

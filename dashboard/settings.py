@@ -42,6 +42,15 @@ ATTEMPT_RETENTION_DAYS = env.str("ATTEMPT_RETENTION_DAYS", default="")
 SEAM_POLL_SECONDS = env.int("SEAM_POLL_SECONDS", default=3)
 if SEAM_POLL_SECONDS < 1:
     raise ImproperlyConfigured("SEAM_POLL_SECONDS must be at least 1.")
+# An attempt that Seam's answers to this many refreshes in a row left out, over at least this
+# many minutes, is marked "not found on Seam": no longer refreshed, nor counted stuck. Both
+# bounds, so that neither a burst of polls nor one slow night marks an attempt Seam still has.
+SEAM_NOT_FOUND_REFRESHES = env.int("SEAM_NOT_FOUND_REFRESHES", default=5)
+if SEAM_NOT_FOUND_REFRESHES < 3:
+    raise ImproperlyConfigured("SEAM_NOT_FOUND_REFRESHES must be at least 3.")
+SEAM_NOT_FOUND_MINUTES = env.int("SEAM_NOT_FOUND_MINUTES", default=30)
+if SEAM_NOT_FOUND_MINUTES < 10:
+    raise ImproperlyConfigured("SEAM_NOT_FOUND_MINUTES must be at least 10.")
 
 # Alerts: Apprise URLs that receive notices (none: alerts show in the dashboard only), the
 # default error-rate rule's threshold in percent, the public base URL for links in notices.
@@ -225,8 +234,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if HTTPS_ONLY:
     SECURE_SSL_REDIRECT = True
-    # Load balancers probe the workers directly, over plain http.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Load balancers probe the workers directly, over plain http, and Prometheus scrapes each
+    # instance so (deploy/prometheus/prometheus.yml).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SESSION_COOKIE_SECURE = True

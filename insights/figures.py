@@ -82,9 +82,10 @@ def trend(filters: dict[str, Any], span: Span) -> dict[str, Any]:
     for start, status, n in rows:
         per[start][status] += n
     slots = span.slots()
-    tallest = max((sum(per[s].values()) for s in slots), default=0) or 1
+    most = max((sum(per[s].values()) for s in slots), default=0)
+    tallest = most or 1  # the scale of an empty chart
     width = CHART_WIDTH / max(len(slots), 1)
-    bars, rate_points, table = [], [], []
+    bars, rate_dots, table = [], [], []
     for i, slot in enumerate(slots):
         counts = per[slot]
         y = float(CHART_HEIGHT)
@@ -99,7 +100,18 @@ def trend(filters: dict[str, Any], span: Span) -> dict[str, Any]:
         rate = error / ended if ended else None
         text = f"{label(slot, span.step)}: {success} success, {error} error, {pending} pending"
         if rate is not None:
-            rate_points.append(f"{i * width + width / 2:.1f},{CHART_HEIGHT * (1 - rate):.1f}")
+            rate_dots.append(
+                {
+                    "slot": i,
+                    "x": f"{i * width + width / 2:.1f}",
+                    "y": f"{CHART_HEIGHT * (1 - rate):.1f}",
+                    "percent": f"{100 * rate:.1f}",
+                    "text": (
+                        f"{label(slot, span.step)}: {100 * rate:.1f} % error rate"
+                        f" ({plural(error, 'error')} of {ended} ended)"
+                    ),
+                }
+            )
         bars.append(
             {"x": f"{i * width + 0.5:.1f}", "width": f"{max(width - 1, 0.5):.1f}", "text": text}
         )
@@ -116,13 +128,31 @@ def trend(filters: dict[str, Any], span: Span) -> dict[str, Any]:
         )
     return {
         "bars": bars,
-        "rate_points": " ".join(rate_points),
+        "rate_dots": rate_dots,
+        "rate_lines": rate_lines(rate_dots),
         "table": table,
-        "tallest": tallest,
+        "tallest": most,
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
         "per": "hour" if span.step == rollups.HOUR else "day",
     }
+
+
+def rate_lines(dots: list[dict[str, Any]]) -> list[str]:
+    """A line through each run of neighbouring bars that have a rate: none across a bar with
+    nothing ended (it would draw a rate that no attempt had), and none for a lone bar, whose
+    dot alone shows it (a line of one point draws nothing)."""
+    runs: list[list[dict[str, Any]]] = []
+    for dot in dots:
+        if runs and runs[-1][-1]["slot"] == dot["slot"] - 1:
+            runs[-1].append(dot)
+        else:
+            runs.append([dot])
+    return [" ".join(f"{d['x']},{d['y']}" for d in run) for run in runs if len(run) > 1]
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def top_errors(filters: dict[str, Any], span: Span, base: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,7 +19,8 @@ def insights(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "picked": form.picked()}
     status = 200
     if form.is_valid():
-        filters = {**form.filters(), "q": None}  # the list's filters, not its id search
+        # The list's filters, not its id search nor "not found on Seam": the rollups know neither.
+        filters = {**form.filters(), "q": None, "not_found": None}
         base = {k: request.GET.getlist(k) for k in ("action_type", "last", "since", "until")}
         base = {k: v for k, v in base.items() if v}
         if not (filters["last"] or filters["since"] or filters["until"]):

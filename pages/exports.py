@@ -23,10 +23,12 @@ from django.views.decorators.http import require_GET
 
 from attempts.events import EventFilterForm, filtered_events
 from attempts.filters import AttemptFilterForm, filtered_attempts
+from dashboard import streams
 from dashboard.access import login_required
 from dashboard.web import form_errors
 
 CHUNK_SIZE = 2000
+EXPORT_RETRY_SECONDS = 60
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NEEDS_QUOTES = re.compile('["\r\n]')
 
@@ -99,9 +101,23 @@ def stream(header: list[str], rows: Iterable[Iterable[str]]) -> Iterator[str]:
     yield "".join(lines)
 
 
-def csv_response(name: str, lines: Iterator[str]) -> StreamingHttpResponse:
+def csv_response(name: str, lines: Iterator[str]) -> HttpResponse:
+    """The CSV streamed, holding one of the instance's export slots until it ends; a 503 that
+    says why when every slot is taken (one worker stays free for webhooks and pages)."""
+    try:
+        slot = streams.take_slot()
+    except streams.AllSlotsBusy as busy:
+        return HttpResponse(
+            f"Not now: {busy}, as many as this server streams at once (one worker stays free "
+            "for webhooks and pages). Try again in a minute.\n",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+            headers={"Retry-After": str(EXPORT_RETRY_SECONDS)},
+        )
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        streams.Holding(slot, lines), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
     response["Cache-Control"] = "no-store"
     return response

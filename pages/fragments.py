@@ -24,6 +24,15 @@ def detail_url_prefix() -> str:
     return reverse("attempt-detail", args=["0"]).removesuffix("0/")
 
 
+def is_stuck(attempt: Attempt, stuck_before: datetime) -> bool:
+    """Pending since before the threshold, and still on Seam (else nothing is left to wait for)."""
+    return (
+        attempt.status == Status.PENDING
+        and attempt.first_seen_at < stuck_before
+        and not attempt.not_found
+    )
+
+
 def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict[str, Any]:
     """What `_row.html` shows of an attempt, worked out here: a template reads a dict several
     times faster than it looks up attributes of a model instance."""
@@ -38,7 +47,12 @@ def row(attempt: Attempt, stuck_before: datetime, changed: bool = False) -> dict
         "url": f"{detail_url_prefix()}{quote(attempt.action_attempt_id, safe=URL_SAFE)}/",
         "action_type": attempt.action_type,
         "status": attempt.status,
-        "stuck": attempt.status == Status.PENDING and attempt.first_seen_at < stuck_before,
+        "stuck": is_stuck(attempt, stuck_before),
+        "not_found_since": (
+            timezone.localtime(attempt.not_found_at).strftime("%Y-%m-%d %H:%M:%S")
+            if attempt.not_found
+            else ""
+        ),
         "changed": changed,
         "version": str(version(attempt)),
         "first_seen": timezone.localtime(attempt.first_seen_at).strftime("%Y-%m-%d %H:%M:%S"),
@@ -64,7 +78,7 @@ def rows_html(
     template = get_template("attempts/_row.html")
     out = []
     for attempt in attempts:
-        stuck = attempt.status == Status.PENDING and attempt.first_seen_at < stuck_before
+        stuck = is_stuck(attempt, stuck_before)
         key = (attempt.pk, version(attempt), stuck, stuck_minutes, changed)
         html = _row_fragments.get(key)
         if html is None:

@@ -194,6 +194,8 @@ def attempt_refresh(request: HttpRequest, action_attempt_id: str) -> HttpRespons
     state = live.fetch([action_attempt_id])
     if state.stale:
         messages.error(request, f"Seam did not answer: {state.error}")
+    elif not Attempt.objects.filter(pk=attempt.pk, missing_since__isnull=True).exists():
+        messages.warning(request, "Seam's answer did not include this attempt.")
     else:
         messages.success(request, "Refreshed from Seam.")
     return redirect("attempt-detail", action_attempt_id=action_attempt_id)

@@ -79,11 +79,14 @@ def fresh_key(action_attempt_id: str) -> str:
 
 
 # What refresh() reads of an attempt.
-REFRESH_FIELDS = ("action_attempt_id", "status", "payload_fetched")
+REFRESH_FIELDS = ("action_attempt_id", "status", "payload_fetched", "not_found_at")
 
 
 def needs_fetch(attempt: Attempt) -> bool:
-    """Seam may still tell us more: it is pending, or it ended without its error or result."""
+    """Seam may still tell us more: it is pending, or it ended without its error or result,
+    and Seam has not stopped answering about it (not found on Seam)."""
+    if attempt.not_found:
+        return False
     return attempt.status == Status.PENDING or not attempt.payload_fetched
 
 

@@ -1,11 +1,14 @@
-"""Refreshing stored attempts from Seam's API: one batched list call, each answer merged."""
+"""Refreshing stored attempts from Seam's API: one batched list call, each answer merged, and
+the ids its answer left out counted (attempts Seam no longer has end up marked so)."""
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from attempts.merge import Merged, Observation, merge
+from attempts.merge import Merged, Observation, left_out, merge
 from attempts.models import TERMINAL_STATUSES, Attempt, Source, Status
 from seam.client import SeamClient, get_client
 
@@ -18,13 +21,25 @@ def fetch_and_merge(
     """Asks Seam for these attempts (batched by the client, within the call's `bounds`) and
     merges what it answers.
 
-    Ids Seam does not know are left as they are. Raises SeamError when Seam cannot answer.
+    Ids its answer left out are counted as such (attempts.merge.left_out), and marked "not
+    found on Seam" after SEAM_NOT_FOUND_REFRESHES such answers over SEAM_NOT_FOUND_MINUTES.
+    Raises SeamError when Seam cannot answer: then nothing is counted.
     """
     ids = list(dict.fromkeys(action_attempt_ids))
     if not ids:
         return []
     found = (client or get_client()).list(ids, **bounds)
-    return [m for data in found if (m := merge_api_attempt(data))]
+    merged = [m for data in found if (m := merge_api_attempt(data))]
+    answered = {str(data.get("action_attempt_id")) for data in found if isinstance(data, dict)}
+    missing = [i for i in ids if i not in answered]
+    if missing:
+        marked = left_out(
+            missing,
+            refreshes=settings.SEAM_NOT_FOUND_REFRESHES,
+            over=timedelta(minutes=settings.SEAM_NOT_FOUND_MINUTES),
+        )
+        log.info("seam outcome=left_out attempts=%d marked_not_found=%d", len(missing), marked)
+    return merged
 
 
 def merge_api_attempt(data: dict) -> Merged | None:
@@ -37,7 +52,9 @@ def merge_api_attempt(data: dict) -> Merged | None:
 
 
 def attempts_needing_fetch() -> QuerySet[Attempt]:
-    """Attempts Seam may know more about: pending ones, and ended ones without their payload."""
+    """Attempts Seam may know more about: pending ones, and ended ones without their payload,
+    unless Seam no longer has them."""
     return Attempt.objects.filter(
-        Q(status=Status.PENDING) | Q(status__in=TERMINAL_STATUSES, payload_fetched=False)
+        Q(status=Status.PENDING) | Q(status__in=TERMINAL_STATUSES, payload_fetched=False),
+        not_found_at__isnull=True,
     )

@@ -80,6 +80,20 @@ def test_stuck_counts_attempts_pending_longer_than_its_minutes():
 
 
 @pytest.mark.django_db
+def test_stuck_leaves_out_attempts_not_found_on_seam():
+    only(Kind.STUCK, minutes=15)
+    now = timezone.now()
+    Attempt.objects.create(
+        action_attempt_id="aa_gone", first_seen_at=now - timedelta(hours=2), not_found_at=now
+    )
+    Attempt.objects.create(action_attempt_id="aa_old", first_seen_at=now - timedelta(minutes=20))
+    evaluate()
+    assert Incident.objects.get(resolved_at__isnull=True).figure == 1
+    Attempt.objects.filter(action_attempt_id="aa_old").update(not_found_at=now)
+    assert evaluate().resolved == 1
+
+
+@pytest.mark.django_db
 def test_webhooks_missed_counts_events_recorded_from_the_event_list_only():
     only(Kind.WEBHOOKS_MISSED)
     event = {

@@ -153,3 +153,37 @@ class TestInsights:
         response = operator.get("/insights/", headers={"HX-Request": "true", "HX-Target": "report"})
         assert response.content.decode().startswith('<div id="report">')
         assert "HX-Request" in response["Vary"]
+
+
+@pytest.mark.django_db
+class TestErrorRateChart:
+    def test_a_lone_hour_with_ended_attempts_gets_a_dot(self, operator):
+        attempt("ok", "success", hours_ago=0)
+        attempt("bad", "error", hours_ago=0, error={"type": "device_offline", "message": "x"})
+        trend = operator.get("/insights/?last=1h").context["report"]["trend"]
+        [dot] = trend["rate_dots"]
+        assert (dot["percent"], dot["y"]) == ("50.0", "80.0")
+        assert dot["text"].endswith(": 50.0 % error rate (1 error of 2 ended)")
+        assert trend["rate_lines"] == []
+
+    def test_hours_apart_get_no_line_across_the_gap(self, operator):
+        for hours_ago in (2, 4, 5):
+            attempt(f"ok{hours_ago}", "success", hours_ago=hours_ago)
+        attempt("waiting", "pending", hours_ago=3)  # an hour with nothing ended
+        trend = operator.get("/insights/?last=24h").context["report"]["trend"]
+        dots = trend["rate_dots"]
+        assert len(dots) == 3
+        # One line through the two neighbouring hours; the lone one is a dot only.
+        [line] = trend["rate_lines"]
+        assert line.count(",") == 2
+        body = operator.get("/insights/?last=24h").content.decode()
+        assert body.count('class="rate-dot"') == 3
+
+    def test_the_words_say_what_the_figures_are(self, operator):
+        attempt("bad", "error", hours_ago=1, error={"type": "device_offline", "message": "x"})
+        body = operator.get("/insights/").content.decode()
+        assert 'aria-label="1 error"' in body and "1 errors" not in body
+        assert "Not narrowed by error type" not in body
+        assert "tallest bar 1 attempt " in body
+        empty = operator.get("/insights/?action_type=NONE_SUCH").content.decode()
+        assert "tallest bar 0 attempts" in empty and "Nothing ended in this range." in empty

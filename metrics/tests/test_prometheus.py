@@ -1,10 +1,14 @@
+import json
+import re
 import shutil
 import subprocess
 import tempfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from fakeseam import free_port
 from fakeseam.process import terminate, wait_listening
@@ -33,9 +37,80 @@ def test_the_sample_config_and_rules_are_clean():
     assert rules.returncode == 0, rules.stdout + rules.stderr
 
 
-def query(url: str, promql: str) -> dict[str, float]:
+def query(url: str, promql: str, by: str = "outcome") -> dict[str, float]:
     answer = httpx.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5).json()
-    return {r["metric"].get("outcome", ""): float(r["value"][1]) for r in answer["data"]["result"]}
+    return {r["metric"].get(by, ""): float(r["value"][1]) for r in answer["data"]["result"]}
+
+
+@contextmanager
+def prometheus(config: Path):
+    """Debian's Prometheus on a free port with this config, its data beside it; yields its URL."""
+    port = free_port()
+    log_path = config.parent / "prometheus.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={config.parent / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_listening(process, port, "prometheus", timeout=60)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            terminate(process)
+
+
+def sample_targets() -> list[str]:
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    return [target for group in job["static_configs"] for target in group["targets"]]
+
+
+def test_the_sample_config_has_a_target_per_instance_of_the_nginx_sample():
+    upstreams = re.findall(
+        r"^\s*server (\S+);", (BASE_DIR / "deploy" / "nginx.conf").read_text(), re.M
+    )
+    assert len(upstreams) == 2
+    assert sample_targets() == upstreams
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sample_config_scrapes_each_instance_itself():
+    # As deployed behind the proxy: https-only, yet each instance answers Prometheus over http.
+    env = {"METRICS_TOKEN": TOKEN, "SEAM_WEBHOOK_SECRET": SECRET, "BEHIND_PROXY": "true"}
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        instances = [stack.enter_context(Gunicorn(env=env, workers=1)) for _ in range(2)]
+        for n, server in zip((2, 3), instances, strict=True):
+            for i in range(n):
+                body = seam_event(f"evt_{server.port}_{i}", action_attempt_id=f"aa_{i}")
+                raw = json.dumps(body).encode()
+                proxied = {**signed_headers(raw), "X-Forwarded-Proto": "https"}
+                assert deliver(server, raw, proxied).json()["recorded"]
+        config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+        config["global"]["scrape_interval"] = "1s"
+        del config["rule_files"]
+        # The sample as it is, but for the addresses of this test's instances.
+        config["scrape_configs"][0]["static_configs"] = [
+            {"targets": [f"127.0.0.1:{server.port}" for server in instances]}
+        ]
+        (Path(tmp) / "prometheus.yml").write_text(yaml.safe_dump(config))
+        (Path(tmp) / "seam-dashboard-token").write_text(TOKEN + "\n")
+
+        with prometheus(Path(tmp) / "prometheus.yml") as url:
+            expected = {
+                f"127.0.0.1:{s.port}": float(n) for s, n in zip(instances, (2, 3), strict=True)
+            }
+            promql = 'seam_dashboard_webhook_deliveries_total{outcome="recorded"}'
+            assert wait_for(lambda: query(url, promql, by="instance") == expected, timeout=60), (
+                query(url, promql, by="instance"),
+                (Path(tmp) / "prometheus.log").read_text()[-2000:],
+            )
+            assert query(url, "up", by="instance") == dict.fromkeys(expected, 1.0)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -72,21 +147,7 @@ def test_prometheus_scrapes_the_deliveries_of_every_worker():
             "    static_configs:\n"
             f"      - targets: ['127.0.0.1:{server.port}']\n"
         )
-        port = free_port()
-        log = (Path(tmp) / "prometheus.log").open("w")
-        prometheus = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={Path(tmp) / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_listening(prometheus, port, "prometheus", timeout=60)
-            url = f"http://127.0.0.1:{port}"
+        with prometheus(config) as url:
             expected = {"recorded": 6.0, "duplicate": 2.0, "rejected": 3.0}
             promql = "sum by (outcome) (seam_dashboard_webhook_deliveries_total)"
             wait_until(
@@ -97,6 +158,3 @@ def test_prometheus_scrapes_the_deliveries_of_every_worker():
                     f"{(Path(tmp) / 'prometheus.log').read_text()[-2000:]})"
                 ),
             )
-        finally:
-            terminate(prometheus)
-            log.close()

@@ -2,8 +2,9 @@
 
 - Webhook events and status-history rows older than EVENT_RETENTION_DAYS (an event that a kept
   history row still names stays with it).
-- Ended attempts first seen before ATTEMPT_RETENTION_DAYS, counted back to a whole day, with
-  their history and events; operator actions keep their record, without the link.
+- Ended attempts, and those Seam no longer has (not found on Seam), first seen before
+  ATTEMPT_RETENTION_DAYS, counted back to a whole day, with their history and events; operator
+  actions keep their record, without the link.
 The hourly rollups stay, so trends outlive what is pruned (and `rebuild_rollups` keeps the
 days before the oldest attempt). Each batch is its own short transaction, so webhooks keep
 landing between them (it pauses after each). Every argument is checked before anything is deleted.
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from attempts import rollups
@@ -27,6 +28,8 @@ DEFAULT_BATCH = 200
 # After each batch, a pause of at least this long and twice the batch's time: SQLite has one
 # writer at a time, and a webhook waiting for the lock must get it before the next batch does.
 MIN_PAUSE = 0.02
+# Attempts that will not change any more: ended, or no longer on Seam (not found on Seam).
+PRUNABLE = ~Q(status=Status.PENDING) | Q(not_found_at__isnull=False)
 
 
 def days_of(value: object, name: str) -> int | None:
@@ -77,14 +80,15 @@ class Command(BaseCommand):
             rollups.day_of(now - timedelta(days=attempt_days)) if attempt_days else None
         )
         if attempts_before:
-            pending = Attempt.objects.filter(
-                status=Status.PENDING, first_seen_at__lt=attempts_before
-            ).count()
+            pending = (
+                Attempt.objects.filter(first_seen_at__lt=attempts_before).exclude(PRUNABLE).count()
+            )
             if pending:
                 raise CommandError(
                     f"{pending} pending attempts were first seen before "
                     f"{attempts_before:%Y-%m-%d %H:%M} UTC, and ATTEMPT_RETENTION_DAYS would "
-                    "delete them: keep attempts longer, or refresh them from Seam first. "
+                    "delete them: keep attempts longer, or refresh them from Seam first (those "
+                    "Seam no longer has are marked so, and then pruned). "
                     "Nothing was deleted."
                 )
         if events_before is None and attempts_before is None:
@@ -111,9 +115,7 @@ class Command(BaseCommand):
 
     def dry_run(self, events_before: datetime | None, attempts_before: datetime | None) -> None:
         if attempts_before:
-            old = Attempt.objects.filter(first_seen_at__lt=attempts_before).exclude(
-                status=Status.PENDING
-            )
+            old = Attempt.objects.filter(PRUNABLE, first_seen_at__lt=attempts_before)
             self.stdout.write(
                 f"Would delete {old.count():,} attempts first seen before "
                 f"{attempts_before:%Y-%m-%d %H:%M} UTC, with "
@@ -129,21 +131,23 @@ class Command(BaseCommand):
         self.stdout.write("Dry run: nothing was deleted.")
 
     def prune_attempts(self, before: datetime, batch_size: int) -> int:
-        # Terminal stays terminal: a batch chosen ended is still ended when it is deleted (a
-        # late webhook may add a pending attempt from before the cutoff: it stays).
-        old = (
-            Attempt.objects.filter(first_seen_at__lt=before)
-            .exclude(status=Status.PENDING)
-            .order_by("first_seen_at", "id")
+        # Chosen again inside each batch's transaction, its rows locked: a webhook may have
+        # found one not found on Seam meanwhile (or added a pending attempt from before the
+        # cutoff): it stays.
+        old = Attempt.objects.filter(PRUNABLE, first_seen_at__lt=before).order_by(
+            "first_seen_at", "id"
         )
         deleted = 0
-        while batch := list(old.values_list("pk", flat=True)[:batch_size]):
+        while chosen := list(old.values_list("pk", flat=True)[:batch_size]):
             with paced(), transaction.atomic():
+                batch = list(
+                    old.filter(pk__in=chosen).select_for_update().values_list("pk", flat=True)
+                )
                 StatusChange.objects.filter(attempt_id__in=batch).delete()
                 WebhookEvent.objects.filter(attempt_id__in=batch).delete()
                 OperatorAction.objects.filter(attempt_id__in=batch).update(attempt=None)
                 deleted += Attempt.objects.filter(pk__in=batch).delete()[0]
-            if len(batch) < batch_size:
+            if len(chosen) < batch_size:
                 break
         return deleted
 
