@@ -8,6 +8,8 @@ from insights.tests.test_insights import attempt
 from pages.tests.test_live_browser import browser, logged_in  # noqa: F401 - a fixture
 from testing.servers import Gunicorn
 
+pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
+
 ARTIFACTS = settings.BASE_DIR / "test-artifacts"
 
 

@@ -80,6 +80,7 @@ def test_the_sample_config_has_a_target_per_instance_of_the_nginx_sample():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
 def test_the_sample_config_scrapes_each_instance_itself():
     # As deployed behind the proxy: https-only, yet each instance answers Prometheus over http.
     env = {"METRICS_TOKEN": TOKEN, "SEAM_WEBHOOK_SECRET": SECRET, "BEHIND_PROXY": "true"}
@@ -106,9 +107,13 @@ def test_the_sample_config_scrapes_each_instance_itself():
                 f"127.0.0.1:{s.port}": float(n) for s, n in zip(instances, (2, 3), strict=True)
             }
             promql = 'seam_dashboard_webhook_deliveries_total{outcome="recorded"}'
-            assert wait_for(lambda: query(url, promql, by="instance") == expected, timeout=60), (
-                query(url, promql, by="instance"),
-                (Path(tmp) / "prometheus.log").read_text()[-2000:],
+            wait_until(
+                lambda: query(url, promql, by="instance") == expected,
+                60,
+                lambda: (
+                    f"each instance's own count scraped: {query(url, promql, by='instance')}, "
+                    + (Path(tmp) / "prometheus.log").read_text()[-2000:]
+                ),
             )
             assert query(url, "up", by="instance") == dict.fromkeys(expected, 1.0)
 

@@ -74,6 +74,8 @@ def loaded() -> str:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
+@pytest.mark.nginx
 def test_a_long_export_outlasts_the_worker_timeout(monkeypatch):
     session = loaded()
     expected = ROWS + 1  # and the header
@@ -119,6 +121,7 @@ def test_a_long_export_outlasts_the_worker_timeout(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
 def test_a_long_export_leaves_a_worker_for_webhooks_and_refuses_one_more():
     session = loaded()
     cookies = {"sessionid": session}

@@ -17,6 +17,8 @@ from fakeseam import FakeSeam
 from seam.refresh import attempts_needing_fetch
 from testing.webhooks import SECRET, seam_event, signed_headers
 
+pytestmark = [pytest.mark.seam]
+
 
 def sync() -> str:
     out = StringIO()
