@@ -53,7 +53,8 @@ DASHBOARD_URL = env.str("DASHBOARD_URL", default="").rstrip("/")
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, for admins (dashboard.access decides who is one).
+    "dashboard.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -64,6 +65,8 @@ INSTALLED_APPS = [
     "axes",
     # django-csp's system checks (a malformed policy is refused at start).
     "csp",
+    # The roles' groups (dashboard/migrations).
+    "dashboard.apps.DashboardConfig",
     "attempts",
     "seam",
     "pages",
@@ -111,6 +114,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.cache.notice",
                 "alerts.context.incident_banner",
+                "dashboard.access.rights",
             ],
         },
     },
@@ -169,6 +173,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Permissions only: an admin (dashboard.access) holds them all.
+    "dashboard.access.AdminRights",
 ]
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
+
+
+class DashboardConfig(AppConfig):
+    """The project itself, as an app for its migrations (the roles' groups)."""
+
+    name = "dashboard"
+    default_auto_field = "django.db.models.BigAutoField"
+
+
+class AdminConfig(DjangoAdminConfig):
+    """Django's admin, on the site that lets admins in (dashboard.access.AdminSite)."""
+
+    default_site = "dashboard.access.AdminSite"
