@@ -28,6 +28,14 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+# The proxies in front that append the address they saw to X-Forwarded-For: nginx alone is 1; a
+# load balancer before nginx makes 2. The client's address is the entry that many from the right.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
+if TRUSTED_PROXY_COUNT < 0 or (TRUSTED_PROXY_COUNT and not BEHIND_PROXY):
+    raise ImproperlyConfigured(
+        "TRUSTED_PROXY_COUNT counts the proxies in front of the dashboard: 0 or more, and more "
+        "than 0 only with BEHIND_PROXY=true."
+    )
 # Reached over https (the proxy terminates TLS): HSTS, secure cookies, http -> https redirects.
 HTTPS_ONLY = env.bool("HTTPS_ONLY", default=BEHIND_PROXY)
 
