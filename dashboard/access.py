@@ -7,7 +7,8 @@ Three roles, each with all the rights of the one before:
 - admin: also alert rules, the Django admin and users.
 
 A local user's role is its highest group among GROUP_NAMES; a superuser is an admin, a user in
-no group a viewer. This module is the only place that decides it.
+no group a viewer. A user signing in through the identity provider or the auth proxy gets the
+role its groups there give (`role_from_provider`). This module is the only place that decides.
 """
 
 from collections.abc import Callable, Iterable
@@ -64,6 +65,19 @@ def role_of(user: AnyUser) -> Role | None:
 
 def role_of_groups(groups: Iterable[Group]) -> Role:
     return max((ROLE_OF_GROUP.get(g.name, Role.VIEWER) for g in groups), default=Role.VIEWER)
+
+
+def role_from_provider(groups: Iterable[str]) -> Role | None:
+    """The role that a sign-in's groups give (single sign-on's groups claim, or the auth proxy's
+    groups header), re-read at every sign-in; None: not allowed to sign in at all."""
+    groups = set(groups)
+    if groups & set(settings.OIDC_ADMIN_GROUPS):
+        return Role.ADMIN
+    if groups & set(settings.OIDC_OPERATOR_GROUPS):
+        return Role.OPERATOR
+    if not settings.OIDC_VIEWER_GROUPS or groups & set(settings.OIDC_VIEWER_GROUPS):
+        return Role.VIEWER
+    return None
 
 
 def may(user: AnyUser, role: Role) -> bool:

@@ -3,7 +3,7 @@ from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 
 
 class DashboardConfig(AppConfig):
-    """The project itself, as an app for its migrations (the roles' groups)."""
+    """The project itself, as an app for its models and migrations (roles, sign-in)."""
 
     name = "dashboard"
     default_auto_field = "django.db.models.BigAutoField"

@@ -60,6 +60,31 @@ DASHBOARD_URL = env.str("DASHBOARD_URL", default="").rstrip("/")
 # Bearer token for GET /metrics; unset: /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+# Single sign-on with the team's OpenID Connect provider (dashboard/oidc.py); none without an
+# issuer. Roles come from the groups claim (dashboard/access.py); OIDC_VIEWER_GROUPS, when set,
+# limits who may sign in at all.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_NAME = env.str("OIDC_NAME", default="single sign-on")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_VIEWER_GROUPS = env.list("OIDC_VIEWER_GROUPS", default=[])
+OIDC_OPERATOR_GROUPS = env.list("OIDC_OPERATOR_GROUPS", default=[])
+OIDC_ADMIN_GROUPS = env.list("OIDC_ADMIN_GROUPS", default=[])
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET too.")
+# mozilla-django-oidc's own settings: the authorization code flow with state, nonce and PKCE,
+# client_secret_basic at the token endpoint, bounded calls to the provider.
+OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = OIDC_CLIENT_SECRET
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = OIDC_SCOPES
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_TOKEN_USE_BASIC_AUTH = True
+OIDC_TIMEOUT = 5
+
 INSTALLED_APPS = [
     # Django's admin, for admins (dashboard.access decides who is one).
     "dashboard.apps.AdminConfig",
@@ -181,6 +206,7 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "dashboard.oidc.ProviderBackend",
     # Permissions only: an admin (dashboard.access) holds them all.
     "dashboard.access.AdminRights",
 ]
