@@ -8,6 +8,11 @@ class DashboardConfig(AppConfig):
     name = "dashboard"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self) -> None:
+        from dashboard.trusted_header import warn_if_ignored
+
+        warn_if_ignored()
+
 
 class AdminConfig(DjangoAdminConfig):
     """Django's admin, on the site that lets admins in (dashboard.access.AdminSite)."""

@@ -265,7 +265,10 @@ class Callback(OIDCAuthenticationCallbackView):
 
 
 class LoginView(auth_views.LoginView):
-    """Django's login, with the button (or the notice) for single sign-on."""
+    """Django's login, with the button (or the notice) for single sign-on, and why a sign-in
+    by the proxy's header was refused."""
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return super().get_context_data(**kwargs) | {"sso": offer()}
+        # A sign-in by the proxy's header that was refused says why here.
+        refusal = getattr(self.request, "signin_refusal", "")
+        return super().get_context_data(**kwargs) | {"sso": offer(), "refusal": refusal}

@@ -74,6 +74,10 @@ OIDC_OPERATOR_GROUPS = env.list("OIDC_OPERATOR_GROUPS", default=[])
 OIDC_ADMIN_GROUPS = env.list("OIDC_ADMIN_GROUPS", default=[])
 if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
     raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET too.")
+# Sign-in by a header that an auth proxy in front sets (dashboard/trusted_header.py), honoured
+# only with BEHIND_PROXY; the groups header's groups give roles as OIDC_*_GROUPS say.
+REMOTE_USER_HEADER = env.str("REMOTE_USER_HEADER", default="")
+REMOTE_GROUPS_HEADER = env.str("REMOTE_GROUPS_HEADER", default="")
 # mozilla-django-oidc's own settings: the authorization code flow with state, nonce and PKCE,
 # client_secret_basic at the token endpoint, bounded calls to the provider.
 OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
@@ -125,6 +129,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Does nothing unless REMOTE_USER_HEADER is set and BEHIND_PROXY is on.
+    "dashboard.trusted_header.TrustedHeaderMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -207,6 +213,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "dashboard.oidc.ProviderBackend",
+    "dashboard.trusted_header.TrustedHeaderBackend",
     # Permissions only: an admin (dashboard.access) holds them all.
     "dashboard.access.AdminRights",
 ]
