@@ -222,3 +222,30 @@ class TestProviderDown:
         page = client.get("/accounts/login/").content.decode()
         assert "Log in" in page and "Sign in with" not in page
         assert client.get("/oidc/authenticate/").status_code == 404
+
+
+@pytest.mark.django_db
+class TestCallback:
+    """What the provider's redirect back says when it is no sign-in: said on the login page."""
+
+    @pytest.fixture(autouse=True)
+    def sso(self, settings):
+        settings.OIDC_ISSUER, settings.OIDC_NAME = f"http://127.0.0.1:{free_port()}", "Test IdP"
+        settings.OIDC_CLIENT_ID, settings.OIDC_CLIENT_SECRET = "dashboard", "secret"
+
+    def test_a_sign_in_the_user_cancelled_at_the_provider(self, client):
+        query = {"error": "access_denied", "error_description": "End-User aborted interaction"}
+        response = client.get("/oidc/callback/", query, follow=True)
+        assert response.redirect_chain == [("/accounts/login/", 302)]
+        body = response.content.decode()
+        assert "Test IdP did not sign you in: End-User aborted interaction" in body
+        assert "_auth_user_id" not in client.session
+
+    def test_a_state_this_browser_did_not_start(self, client):
+        session = client.session
+        session["oidc_states"] = {"started-here": {"nonce": "n", "code_verifier": None}}
+        session.save()
+        response = client.get("/oidc/callback/", {"code": "c", "state": "another"}, follow=True)
+        assert response.redirect_chain == [("/accounts/login/", 302)]
+        assert "That sign-in had expired or was used already" in response.content.decode()
+        assert not User.objects.exists()
