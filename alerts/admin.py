@@ -1,4 +1,4 @@
-"""Rules are edited here by staff; Django's admin records every change (LogEntry: who, when,
+"""Rules are edited here by admins; Django's admin records every change (LogEntry: who, when,
 which fields), shown on each rule's page and in its History. Incidents and notices are read-only.
 """
 

@@ -166,7 +166,9 @@ def send_due(now: datetime, outcome: Outcome) -> None:
     evaluation, so its notices keep their order and one dead destination costs one timeout."""
     targets = {d.key: d for d in destinations.configured()}
     down: set[str] = set()
-    pending = Notice.objects.filter(state=Notice.State.PENDING).select_related("incident__rule")
+    pending = Notice.objects.filter(state=Notice.State.PENDING).select_related(
+        "incident__rule", "incident__acknowledged_by"
+    )
     for notice in pending.order_by("created_at", "id"):
         destination = targets.get(notice.destination)
         if destination is None:
@@ -234,5 +236,7 @@ def message(notice: Notice) -> tuple[str, str]:
     ]
     if resolved and incident.resolved_at:
         lines.append(f"Resolved: {incident.resolved_at:%Y-%m-%d %H:%M:%S} UTC")
+    if resolved and incident.acknowledgement:
+        lines.append(f"Acknowledged by: {incident.acknowledgement}")
     lines.append(f"List: {absolute(incident.link)}")
     return title, "\n".join(lines)

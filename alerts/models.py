@@ -21,7 +21,7 @@ MAX_MINUTES = 7 * 24 * 60
 
 
 class Rule(models.Model):
-    """When to open an incident. Staff edit rules in the admin; each change is in its history."""
+    """When to open an incident. Admins edit rules in the admin; each change is in its history."""
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -106,6 +106,11 @@ class Incident(models.Model):
     summary = models.CharField(max_length=300)
     link = models.CharField(max_length=500)
     updated_at = models.DateTimeField(default=timezone.now)
+    # An operator saw it and is on it: who and when, on /alerts/ and in the resolution notice.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -126,6 +131,14 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+    @property
+    def acknowledgement(self) -> str:
+        """Who acknowledged it and when, as pages and notices say it ("" while nobody has)."""
+        if self.acknowledged_at is None:
+            return ""
+        who = self.acknowledged_by.get_username() if self.acknowledged_by else "a removed user"
+        return f"{who} at {self.acknowledged_at:%Y-%m-%d %H:%M} UTC"
 
 
 class Notice(models.Model):

@@ -130,7 +130,7 @@ class LinksAttempt:
 
 
 class Unchangeable:
-    """Recorded facts: viewable by staff with the view permission, changed by nobody."""
+    """Recorded facts: viewable by admins, changed by nobody."""
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False

@@ -1,6 +1,7 @@
 """One log line per request, the client's address, and a readable 503 while the database is
 unreachable."""
 
+import ipaddress
 import json
 import logging
 import time
@@ -15,13 +16,22 @@ log = logging.getLogger("dashboard.request")
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address: behind the proxy, the one it appended to X-Forwarded-For (the
-    right-most entry; entries to its left come from the client and can be forged)."""
-    if settings.BEHIND_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last
+    """The client's address (django-axes locks a username at it, the request line logs it).
+
+    Behind TRUSTED_PROXY_COUNT proxies, each appending the address it saw to X-Forwarded-For, the
+    client's is that many entries from the right: entries further left come from the client and
+    can be forged. Fewer entries than proxies: the left-most, which the outermost proxy passed
+    appended. Anything that is not an address (a proxy misconfigured) counts as no header.
+    """
+    count = settings.TRUSTED_PROXY_COUNT if settings.BEHIND_PROXY else 0
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "") if count else ""
+    entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+    if entries:
+        candidate = entries[-min(count, len(entries))]
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            pass
     return request.META.get("REMOTE_ADDR", "")
 
 

@@ -28,6 +28,14 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+# The proxies in front that append the address they saw to X-Forwarded-For: nginx alone is 1; a
+# load balancer before nginx makes 2. The client's address is the entry that many from the right.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if BEHIND_PROXY else 0)
+if TRUSTED_PROXY_COUNT < 0 or (TRUSTED_PROXY_COUNT and not BEHIND_PROXY):
+    raise ImproperlyConfigured(
+        "TRUSTED_PROXY_COUNT counts the proxies in front of the dashboard: 0 or more, and more "
+        "than 0 only with BEHIND_PROXY=true."
+    )
 # Reached over https (the proxy terminates TLS): HSTS, secure cookies, http -> https redirects.
 HTTPS_ONLY = env.bool("HTTPS_ONLY", default=BEHIND_PROXY)
 
@@ -61,8 +69,38 @@ DASHBOARD_URL = env.str("DASHBOARD_URL", default="").rstrip("/")
 # Bearer token for GET /metrics; unset: /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+# Single sign-on with the team's OpenID Connect provider (dashboard/oidc.py); none without an
+# issuer. Roles come from the groups claim (dashboard/access.py); OIDC_VIEWER_GROUPS, when set,
+# limits who may sign in at all.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_NAME = env.str("OIDC_NAME", default="single sign-on")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_VIEWER_GROUPS = env.list("OIDC_VIEWER_GROUPS", default=[])
+OIDC_OPERATOR_GROUPS = env.list("OIDC_OPERATOR_GROUPS", default=[])
+OIDC_ADMIN_GROUPS = env.list("OIDC_ADMIN_GROUPS", default=[])
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET too.")
+# Sign-in by a header that an auth proxy in front sets (dashboard/trusted_header.py), honoured
+# only with BEHIND_PROXY; the groups header's groups give roles as OIDC_*_GROUPS say.
+REMOTE_USER_HEADER = env.str("REMOTE_USER_HEADER", default="")
+REMOTE_GROUPS_HEADER = env.str("REMOTE_GROUPS_HEADER", default="")
+# mozilla-django-oidc's own settings: the authorization code flow with state, nonce and PKCE,
+# client_secret_basic at the token endpoint, bounded calls to the provider.
+OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = OIDC_CLIENT_SECRET
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = OIDC_SCOPES
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_TOKEN_USE_BASIC_AUTH = True
+OIDC_TIMEOUT = 5
+
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, for admins (dashboard.access decides who is one).
+    "dashboard.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -73,6 +111,8 @@ INSTALLED_APPS = [
     "axes",
     # django-csp's system checks (a malformed policy is refused at start).
     "csp",
+    # The roles' groups (dashboard/migrations).
+    "dashboard.apps.DashboardConfig",
     "attempts",
     "seam",
     "pages",
@@ -98,6 +138,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Does nothing unless REMOTE_USER_HEADER is set and BEHIND_PROXY is on.
+    "dashboard.trusted_header.TrustedHeaderMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -120,6 +162,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.cache.notice",
                 "alerts.context.incident_banner",
+                "dashboard.access.rights",
             ],
         },
     },
@@ -178,6 +221,10 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "dashboard.oidc.ProviderBackend",
+    "dashboard.trusted_header.TrustedHeaderBackend",
+    # Permissions only: an admin (dashboard.access) holds them all.
+    "dashboard.access.AdminRights",
 ]
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)

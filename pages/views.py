@@ -17,7 +17,7 @@ from attempts.listing import list_page
 from attempts.models import Attempt, OperatorAction
 from attempts.paging import PAGE_SIZE
 from attempts.recorded import newest_pk
-from dashboard.access import login_required
+from dashboard.access import login_required, operator_required
 from dashboard.web import form_errors, is_partial, parse_newest, pretty_json
 from pages import poll
 from pages.fragments import rows_html, stats_fragment
@@ -111,8 +111,9 @@ def error_page(request: HttpRequest, status: int, title: str, reason: str) -> Ht
     return render(request, "attempts/problem.html", context, status=status)
 
 
-def track(request: HttpRequest, action_attempt_id: str) -> Attempt | HttpResponse:
-    """Fetches an attempt never recorded from Seam, and records it from then on."""
+def fetch_unrecorded(request: HttpRequest, action_attempt_id: str) -> Attempt | HttpResponse:
+    """Fetches an attempt never recorded from Seam, and records it from then on. The fetch is
+    the system's: whoever opens the link, no operator action is recorded for it."""
     if not settings.SEAM_API_KEY:
         reason = "It is not recorded here, and no SEAM_API_KEY is set to look it up in Seam."
         return error_page(request, 404, "Attempt not found", reason)
@@ -124,12 +125,6 @@ def track(request: HttpRequest, action_attempt_id: str) -> Attempt | HttpRespons
         return error_page(request, 503, "Seam did not answer", f"Try again in a moment. {e}")
     if merged is None:
         return error_page(request, 502, "Unexpected answer", "Seam's answer was not an attempt.")
-    OperatorAction.objects.create(
-        user=request.user,
-        kind=OperatorAction.Kind.TRACK,
-        action_attempt_id=merged.attempt.action_attempt_id,
-        attempt=merged.attempt,
-    )
     return merged.attempt
 
 
@@ -138,10 +133,10 @@ def track(request: HttpRequest, action_attempt_id: str) -> Attempt | HttpRespons
 def attempt_detail(request: HttpRequest, action_attempt_id: str) -> HttpResponse:
     attempt = Attempt.objects.filter(action_attempt_id=action_attempt_id).first()
     if attempt is None:
-        tracked = track(request, action_attempt_id)
-        if isinstance(tracked, HttpResponse):
-            return tracked
-        attempt = tracked
+        fetched = fetch_unrecorded(request, action_attempt_id)
+        if isinstance(fetched, HttpResponse):
+            return fetched
+        attempt = fetched
     elif live.needs_fetch(attempt) and request.GET.get("hidden") != "1":
         if live.refresh([attempt]).fetched:
             attempt.refresh_from_db()
@@ -161,7 +156,7 @@ def attempt_detail(request: HttpRequest, action_attempt_id: str) -> HttpResponse
     return response
 
 
-@login_required
+@operator_required("track an attempt")
 @require_POST
 def attempt_track(request: HttpRequest) -> HttpResponse:
     action_attempt_id = request.POST.get("action_attempt_id", "").strip()
@@ -170,14 +165,20 @@ def attempt_track(request: HttpRequest) -> HttpResponse:
             request, 400, "Not an attempt id", "Paste an action attempt id (no slashes)."
         )
     if not Attempt.objects.filter(action_attempt_id=action_attempt_id).exists():
-        tracked = track(request, action_attempt_id)
+        tracked = fetch_unrecorded(request, action_attempt_id)
         if isinstance(tracked, HttpResponse):
             return tracked
+        OperatorAction.objects.create(
+            user=request.user,
+            kind=OperatorAction.Kind.TRACK,
+            action_attempt_id=tracked.action_attempt_id,
+            attempt=tracked,
+        )
         messages.success(request, "Tracking this attempt from now on.")
     return redirect("attempt-detail", action_attempt_id=action_attempt_id)
 
 
-@login_required
+@operator_required("refresh attempts from Seam")
 @require_POST
 def attempt_refresh(request: HttpRequest, action_attempt_id: str) -> HttpResponse:
     """An operator's explicit refresh: asks Seam now, whatever the freshness marks say."""

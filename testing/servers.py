@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
@@ -52,6 +52,18 @@ def serving(server: HTTPServer) -> Iterator[None]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def respond(
+    handler: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict | None = None
+) -> None:
+    """A test server's whole answer: its status, headers, length and body."""
+    handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def test_database_url() -> str:

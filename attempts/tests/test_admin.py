@@ -149,7 +149,7 @@ class TestReadOnly:
 
 
 class TestAccess:
-    def test_it_takes_staff_only(self, client, db):
+    def test_it_takes_admins_only(self, client, db):
         client.force_login(User.objects.create_user("plain"))
         response = client.get("/admin/attempts/attempt/")
         assert response.status_code == 302
@@ -159,6 +159,6 @@ class TestAccess:
         client.force_login(User.objects.create_user("plain"))
         assert client.get("/attempts/").status_code == 200
 
-    def test_staff_without_view_permission_sees_nothing(self, client, db):
+    def test_staff_without_the_admin_role_sees_nothing(self, client, db):
         client.force_login(User.objects.create_user("helpdesk", is_staff=True))
-        assert client.get("/admin/attempts/attempt/").status_code == 403
+        assert client.get("/admin/attempts/attempt/", follow=True).status_code == 403

@@ -72,8 +72,7 @@ class Nginx:
             check=True,
             capture_output=True,
         )
-        site = render(SAMPLE.read_text(), self.https_port, self.http_port, self.upstreams, self.dir)
-        (self.dir / "site.conf").write_text(site)
+        (self.dir / "site.conf").write_text(self.site())
         temp_paths = "".join(
             f"  {kind}_temp_path {self.dir / kind};\n"
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -97,6 +96,9 @@ class Nginx:
         except RuntimeError as e:
             raise RuntimeError(f"{e}: {self.errors()}") from None
         return self
+
+    def site(self) -> str:
+        return render(SAMPLE.read_text(), self.https_port, self.http_port, self.upstreams, self.dir)
 
     def errors(self) -> str:
         log = self.dir / "error.log"

@@ -1,20 +1,24 @@
 import pytest
-from django.contrib.auth.models import User
 
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, OperatorAction, Source, WebhookEvent
+from dashboard.access import Role
 from fakeseam import API_KEY
 from pages.templatetags.attempt_tags import version
+from testing.proxy import CountingProxy
+from testing.users import logged_in
 
 ERROR = {"type": "device_offline", "message": "The lock is offline"}
 
 
 @pytest.fixture
 def operator(client):
-    user = User.objects.create_user("operator")
-    client.force_login(user)
-    client.user = user
-    return client
+    return logged_in(client, Role.OPERATOR)
+
+
+@pytest.fixture
+def viewer(client):
+    return logged_in(client, Role.VIEWER)
 
 
 @pytest.fixture
@@ -23,6 +27,14 @@ def seam(seam_settings, fake_seam):
     seam_settings.SEAM_POLL_SECONDS = 1
     yield fake_seam
     fake_seam.outage([])
+
+
+@pytest.fixture
+def counted(seam, seam_settings, fake_seam):
+    """Every call the dashboard makes to Seam, through a counting proxy."""
+    with CountingProxy(fake_seam.url) as proxy:
+        seam_settings.SEAM_API_URL = proxy.url
+        yield proxy
 
 
 def started(fake_seam, status: str, **payload) -> str:
@@ -113,20 +125,22 @@ class TestAttemptDetail:
         assert "data-poll" not in ended.content.decode()
 
     @pytest.mark.seam
-    def test_an_id_never_recorded_is_fetched_from_seam_and_tracked(self, operator, seam):
+    @pytest.mark.parametrize("role", list(Role))
+    def test_an_id_never_recorded_is_fetched_as_the_systems_read(self, client, seam, role):
+        """A link from a chat or a ticket: whoever opens it, the fetch is the system's, and
+        nothing is recorded in the name of whoever sent or opened it."""
         action_attempt_id = started(seam, "error", error=ERROR)
+        logged_in(client, role)
 
-        response = operator.get(f"/attempts/{action_attempt_id}/")
+        response = client.get(f"/attempts/{action_attempt_id}/")
 
         assert response.status_code == 200
+        assert action_attempt_id in response.content.decode()
         attempt = Attempt.objects.get(action_attempt_id=action_attempt_id)
         assert (attempt.status, attempt.error, attempt.payload_fetched) == ("error", ERROR, True)
         [change] = attempt.history.all()
         assert change.source == Source.API
-        [action] = OperatorAction.objects.all()
-        assert (action.kind, action.user, action.attempt) == ("track", operator.user, attempt)
-        operator.get(f"/attempts/{action_attempt_id}/")
-        assert OperatorAction.objects.count() == 1
+        assert not OperatorAction.objects.exists()
 
     @pytest.mark.seam
     def test_it_is_404_when_seam_has_no_such_attempt(self, operator, seam):
@@ -184,8 +198,21 @@ class TestTrack:
 
         assert response.status_code == 302
         assert response["Location"] == f"/attempts/{action_attempt_id}/"
-        assert Attempt.objects.get(action_attempt_id=action_attempt_id).status == "pending"
-        assert OperatorAction.objects.get().kind == "track"
+        attempt = Attempt.objects.get(action_attempt_id=action_attempt_id)
+        assert attempt.status == "pending"
+        track = OperatorAction.objects.get()
+        assert (track.kind, track.user, track.attempt) == ("track", operator.user, attempt)
+
+    @pytest.mark.seam
+    def test_it_answers_a_viewer_403_and_asks_seam_nothing(self, viewer, seam, counted):
+        action_attempt_id = started(seam, "pending")
+
+        response = viewer.post("/attempts/track/", {"action_attempt_id": action_attempt_id})
+
+        assert response.status_code == 403
+        assert "Only operators and admins may track an attempt." in response.content.decode()
+        assert counted.calls == []
+        assert not Attempt.objects.exists() and not OperatorAction.objects.exists()
 
     def test_a_recorded_id_just_goes_to_its_page(self, operator):
         merge("aa1", Observation(status="pending"), source=Source.WEBHOOK)
@@ -198,6 +225,10 @@ class TestTrack:
     def test_the_list_has_the_track_box(self, operator):
         body = operator.get("/attempts/").content.decode()
         assert 'action="/attempts/track/"' in body and 'name="action_attempt_id"' in body
+
+    def test_a_viewers_list_has_no_track_box(self, viewer):
+        body = viewer.get("/attempts/").content.decode()
+        assert "Action attempts" in body and 'action="/attempts/track/"' not in body
 
 
 @pytest.mark.django_db
@@ -223,6 +254,41 @@ class TestRefresh:
         assert b"Refreshed from Seam" in response.content
         refresh = OperatorAction.objects.get(kind="refresh")
         assert (refresh.user, refresh.attempt) == (operator.user, attempt)
+
+    @pytest.mark.parametrize("role", [Role.OPERATOR, Role.ADMIN])
+    @pytest.mark.seam
+    def test_operators_and_admins_may_refresh(self, client, seam, role):
+        action_attempt_id = started(seam, "pending")
+        merge(action_attempt_id, Observation(status="pending"), source=Source.WEBHOOK)
+        logged_in(client, role)
+
+        response = client.post(f"/attempts/{action_attempt_id}/refresh/")
+
+        assert response.status_code == 302
+        assert OperatorAction.objects.get().user == client.user
+
+    @pytest.mark.seam
+    def test_it_answers_a_viewer_403_and_asks_seam_nothing(self, viewer, seam, counted):
+        action_attempt_id = started(seam, "pending")
+        merge(action_attempt_id, Observation(status="pending"), source=Source.WEBHOOK)
+
+        response = viewer.post(f"/attempts/{action_attempt_id}/refresh/")
+
+        assert response.status_code == 403
+        body = response.content.decode()
+        assert "Only operators and admins may refresh attempts from Seam." in body
+        assert "a viewer" in body
+        assert counted.calls == [] and not OperatorAction.objects.exists()
+
+    def test_a_viewers_page_has_no_refresh_button(self, viewer):
+        merge("aa1", Observation(status="pending"), source=Source.WEBHOOK)
+        body = viewer.get("/attempts/aa1/").content.decode()
+        assert "aa1" in body and "Refresh from Seam" not in body
+
+    def test_an_operators_page_has_the_refresh_button(self, operator):
+        merge("aa1", Observation(status="pending"), source=Source.WEBHOOK)
+        body = operator.get("/attempts/aa1/").content.decode()
+        assert 'action="/attempts/aa1/refresh/"' in body and "Refresh from Seam" in body
 
     @pytest.mark.seam
     def test_it_says_when_seam_did_not_answer(self, operator, seam):

@@ -48,12 +48,33 @@ class TestLockout:
         assert log_in(client, PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.99") == 429
 
     def test_behind_proxy_it_locks_out_the_real_client(self, client, operator, settings):
-        settings.BEHIND_PROXY = True
+        settings.BEHIND_PROXY, settings.TRUSTED_PROXY_COUNT = True, 1
         # The client forges entries on the left; the proxy appends the address it saw.
         for n in range(settings.AXES_FAILURE_LIMIT):
             log_in(client, "wrong", HTTP_X_FORWARDED_FOR=f"198.51.100.{n}, 203.0.113.5")
         assert log_in(client, PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.5") == 429
         assert log_in(client, PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.6") == 302
+
+    def test_behind_a_load_balancer_it_locks_out_the_client_not_the_balancer(
+        self, client, operator, settings
+    ):
+        """Client → load balancer (10.0.0.2) → nginx: nginx appends the balancer's address, the
+        same for every client; bad passwords from one client lock out no other."""
+        settings.BEHIND_PROXY, settings.TRUSTED_PROXY_COUNT = True, 2
+        for n in range(settings.AXES_FAILURE_LIMIT):
+            forged = f"198.51.100.{n}, 203.0.113.5, 10.0.0.2"
+            assert log_in(client, "wrong", HTTP_X_FORWARDED_FOR=forged) in (200, 429)
+        assert log_in(client, PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.5, 10.0.0.2") == 429
+        assert log_in(Client(), PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.6, 10.0.0.2") == 302
+
+    def test_a_request_past_fewer_proxies_counts_from_the_left_most(
+        self, client, operator, settings
+    ):
+        settings.BEHIND_PROXY, settings.TRUSTED_PROXY_COUNT = True, 2
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            log_in(client, "wrong", HTTP_X_FORWARDED_FOR="203.0.113.5")
+        assert log_in(client, PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.5") == 429
+        assert log_in(Client(), PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.6") == 302
 
 
 class TestSession:

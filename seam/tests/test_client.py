@@ -18,7 +18,7 @@ from seam.client import (
     SeamUnavailable,
     get_client,
 )
-from testing.servers import serving
+from testing.servers import respond, serving
 
 FAST = {"max_attempts": 3, "backoff": 0.01, "max_backoff": 0.05, "max_total": 5}
 
@@ -44,12 +44,7 @@ class Scripted:
                 )
                 time.sleep(delay)  # a server slower than the client waits for
                 status, headers, body = outer.script.pop(0)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                respond(self, status, body, headers)
 
             def log_message(self, *args: object) -> None:
                 pass

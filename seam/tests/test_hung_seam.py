@@ -10,13 +10,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.auth.models import User
 
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
 from attempts.recorded import newest_pk
+from dashboard.access import Role
 from fakeseam import API_KEY
 from pages.templatetags.attempt_tags import version
+from testing.users import logged_in
 
 pytestmark = [pytest.mark.slow]
 
@@ -95,8 +96,7 @@ def hung_seam(settings) -> Iterator[HungSeam]:
 
 @pytest.fixture
 def operator(client):
-    client.force_login(User.objects.create_user("operator"))
-    return client
+    return logged_in(client, Role.OPERATOR)
 
 
 def pending(action_attempt_id: str) -> Attempt:
