@@ -137,6 +137,8 @@ class WebhookEvent(models.Model):
         Attempt, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
     )
     known_type = models.BooleanField(default=True)
+    # The payload's workspace_id: every Seam event belongs to one.
+    workspace_id = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         indexes = [
@@ -145,6 +147,12 @@ class WebhookEvent(models.Model):
             # The events list filtered by event_type.
             models.Index(
                 fields=["event_type", "-received_at", "-id"], name="event_type_newest_idx"
+            ),
+            # The events list filtered by workspace.
+            models.Index(
+                fields=["workspace_id", "-received_at", "-id"],
+                name="event_workspace_newest_idx",
+                condition=~models.Q(workspace_id=""),
             ),
         ]
 

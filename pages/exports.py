@@ -53,6 +53,7 @@ EVENT_COLUMNS = [
     "received_at",
     "svix_id",
     "payload",
+    "workspace_id",
 ]
 
 
@@ -252,6 +253,7 @@ def event_rows(qs: QuerySet) -> Iterator[tuple[Any, ...]]:
         "received_at",
         "svix_id",
         as_text("payload"),
+        "workspace_id",
     )
     for event_id, event_type, linked, named, *rest in values.iterator(chunk_size=CHUNK_SIZE):
         # The attempt it was merged into, else the one its payload names (lock.locked does).

@@ -94,6 +94,7 @@ def record_event(
         occurred_at=_datetime(payload.get("occurred_at")),
         created_at=_datetime(payload.get("created_at")),
         known_type=is_known_type(event_type),
+        workspace_id=text_field(payload, "workspace_id", 255),
     )
     try:
         with write_turn(wait_seconds), transaction.atomic():
