@@ -13,21 +13,19 @@ marked sent is the one case where a notice can go twice.
 """
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
-from filelock import FileLock, Timeout
 
 from alerts import destinations
 from alerts.models import Incident, Notice, Rule
 from alerts.rules import Finding, findings
+from dashboard import locks
 
 log = logging.getLogger(__name__)
 
@@ -58,40 +56,9 @@ class Outcome:
         return f"check_alerts outcome={'error' if self.errors else 'ok'} {counts}"
 
 
-@cache
-def _file_lock(path: str) -> FileLock:
-    # One object per file for the whole process, as filelock intends: thread_local gives each
-    # thread its own hold, so threads exclude one another as processes do.
-    return FileLock(path, mode=0o600, thread_local=True)
-
-
-@contextmanager
-def exclusive() -> Iterator[bool]:
-    """Yields True to the one evaluation that may run now, False to any other meanwhile.
-
-    PostgreSQL: a session advisory lock, held across instances and released if the process dies.
-    SQLite (one host by nature): a file lock beside the database, held across processes and
-    threads, likewise released.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-            got = cursor.fetchone()[0]
-        try:
-            yield got
-        finally:
-            if got:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
-        return
-    lock = _file_lock(f"{connection.settings_dict['NAME']}-alerts-lock")
-    try:
-        held = lock.acquire(blocking=False)
-    except Timeout:
-        yield False
-        return
-    with held:
-        yield True
+def exclusive() -> AbstractContextManager[bool]:
+    """Yields True to the one evaluation that may run now, False to any other meanwhile."""
+    return locks.exclusive("alerts", ADVISORY_LOCK_KEY)
 
 
 def evaluate(now: datetime | None = None) -> Outcome:

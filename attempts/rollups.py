@@ -4,7 +4,8 @@ Every attempt is counted once under its key: the hour it was first seen, its act
 and error type; an ended one also under that key and its time to resolution's bucket. Each key
 is counted in an hourly table and in a daily one (the same key, its day). `merge()` calls
 `moved()` with the keys before and after a change, in the change's transaction, so the rollups
-can never drift from the attempts; `rebuild()` recomputes them with the same key functions.
+can never drift from the attempts; `attempts.rebuild` recomputes them with the same key
+functions.
 Each table touched is one upsert statement, built once; on PostgreSQL, a change's upserts are
 one. attempts/rollup_reads.py reads them.
 """
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 
 from attempts.models import (
     TERMINAL_STATUSES,
@@ -248,45 +249,3 @@ def tally(pair: Keys, counts: Counter, resolutions: Counter) -> None:
 
 
 CURRENT = Tables()
-
-
-def rebuild(
-    everything: bool = False, attempts: type[models.Model] = Attempt, tables: Tables = CURRENT
-) -> tuple[int, int]:
-    """Recomputes the rollups from the attempts, with the key functions merge() uses.
-
-    The periods before the oldest attempt keep their rollups (pruning deletes whole days of
-    attempts, and their trends outlive them) unless `everything` is set. Returns how many
-    hourly count and resolution rows were written. (The models are arguments for the migration
-    that fills them, which passes its historical models.)
-    """
-    fields = ("first_seen_at", "ended_at", "action_type", "status", "error_type")
-    with transaction.atomic():
-        oldest = attempts.objects.order_by("first_seen_at").values_list("first_seen_at").first()
-        for model, period_of in (
-            (tables.hourly_counts, hour_of),
-            (tables.hourly_resolutions, hour_of),
-            (tables.daily_counts, day_of),
-            (tables.daily_resolutions, day_of),
-        ):
-            stale = model.objects.all()
-            if oldest and not everything:
-                stale = stale.filter(start__gte=period_of(oldest[0]))
-            stale.delete()
-        counts: Counter = Counter()
-        resolutions: Counter = Counter()
-        for row in attempts.objects.values_list(*fields).iterator(chunk_size=10_000):
-            tally(keys_of(*row), counts, resolutions)
-        for deltas, names, hourly, daily in (
-            (counts, COUNT_KEY, tables.hourly_counts, tables.daily_counts),
-            (resolutions, RESOLUTION_KEY, tables.hourly_resolutions, tables.daily_resolutions),
-        ):
-            by_day: Counter = Counter()
-            for key, n in deltas.items():
-                by_day[(key[0].replace(hour=0), *key[1:])] += n
-            for model, rows in ((hourly, deltas), (daily, by_day)):
-                model.objects.bulk_create(
-                    (model(**dict(zip(names, k, strict=True)), count=n) for k, n in rows.items()),
-                    batch_size=2000,
-                )
-    return len(counts), len(resolutions)

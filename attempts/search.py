@@ -42,19 +42,22 @@ def fts_table(table: str) -> str:
 def contains(model: type[models.Model], field: str, text: str) -> Q:
     """The rows whose `field` contains `text` (of MIN_CONTAINS characters or more)."""
     table = model._meta.db_table
-    newest = last_id(table)
+    newest, moment = last_id_and_moment(table)
     if connection.vendor == "sqlite" and newest - watermark(table) > CATCH_UP_AFTER:
         catch_up(table, model._meta.get_field(field).column)
-    keys = matching_keys(connection.alias, model, field, text, newest)
+    keys = matching_keys(connection.alias, model, field, text, newest, moment)
     return Q(pk__in=keys) if keys is not None else _contains(model, field, text)
 
 
-# Ids never change, so the rows up to the newest one match as they did: the list, its counts
-# and its stuck figure ask for the same search in one request and pay for it once. (A row
+# Ids never change, so the same rows match as long as no row was added: the list, its counts
+# and its stuck figure ask for the same search in one request and pay for it once. On SQLite no
+# row can appear below the newest one, so the newest one says which rows there are. On
+# PostgreSQL a row can commit below it (keys are handed out before commit), so the answer is
+# kept for one snapshot of the database (`moment`): the same snapshot, the same rows. (A row
 # deleted since is simply not found by its key.)
 @lru_cache(maxsize=256)
 def matching_keys(
-    alias: str, model: type[models.Model], field: str, text: str, newest: int
+    alias: str, model: type[models.Model], field: str, text: str, newest: int, moment: str
 ) -> tuple[int, ...] | None:
     """The keys of the rows that contain `text`, when there are few (the common case: a pasted
     piece of an id); None for more. Given the search itself, the database would rather walk the
@@ -112,9 +115,16 @@ def watermark(table: str) -> int:
 
 
 def last_id(table: str) -> int:
+    return last_id_and_moment(table)[0]
+
+
+def last_id_and_moment(table: str) -> tuple[int, str]:
+    """The newest key of the table and, on PostgreSQL, the snapshot it was read in (its xmin,
+    xmax and running transactions: which commits it sees)."""
+    moment = ", pg_current_snapshot()::text" if connection.vendor == "postgresql" else ", ''"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608 - names only
-        return cursor.fetchone()[0]
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0){moment} FROM {table}")  # noqa: S608
+        return cursor.fetchone()
 
 
 def catch_up(table: str, column: str) -> int:

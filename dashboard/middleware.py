@@ -1,16 +1,19 @@
-"""One log line per request, the client's address, and a readable 503 while the database is
-unreachable."""
+"""One log line per request with its request id, the client's address, and a readable 503 while
+the database is unavailable (dashboard/database.py says when)."""
 
 import ipaddress
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+
+from dashboard.database import unavailable
 
 log = logging.getLogger("dashboard.request")
 
@@ -46,6 +49,20 @@ def kv(**fields: object) -> str:
     return " ".join(parts)
 
 
+# A request id the proxy set (nginx's $request_id): kept when it looks like one.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def request_id(request: HttpRequest) -> str:
+    """The request's id, in its log lines and its X-Request-ID header: the proxy's, else our own."""
+    rid = getattr(request, "request_id", None)
+    if rid is None:
+        given = request.headers.get("X-Request-ID", "") if settings.BEHIND_PROXY else ""
+        rid = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request.request_id = rid  # type: ignore[attr-defined]
+    return rid
+
+
 def _user_id(request: HttpRequest, load: bool = False) -> object:
     # Per request, only a user the view already loaded: the line must not cost a session query.
     try:
@@ -61,6 +78,7 @@ class RequestLogMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
+        rid = request_id(request)
         response = self.get_response(request)
         duration_ms = (time.perf_counter() - start) * 1000
         line = kv(
@@ -73,10 +91,13 @@ class RequestLogMiddleware:
         )
         if request.headers.get("HX-Request"):
             line += " htmx=1"
+        line += f" request_id={rid}"
         log.log(logging.WARNING if response.status_code >= 500 else logging.INFO, line)
+        response["X-Request-ID"] = rid
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        # The whole message, once: "no such column", a syntax error, say what is wrong.
         log.exception(
             kv(
                 event="unhandled_exception",
@@ -84,14 +105,17 @@ class RequestLogMiddleware:
                 path=request.path,
                 user=_user_id(request, load=True),
                 ip=client_ip(request),
+                request_id=request_id(request),
                 error=type(exception).__name__,
+                message=str(exception)[:2000],
             )
         )
         request._exception_logged = True  # type: ignore[attr-defined]
 
 
 class DatabaseUnavailableMiddleware:
-    """A page whose database is unreachable answers 503 with a page saying so, not a 500.
+    """A page whose database is unavailable (a lost or refused connection, a lock wait past its
+    bound) answers 503 with a page saying so. Any other database error is left to be a 500.
 
     The page is rendered without the request: its context would ask the database again (the
     session, the user).
@@ -106,7 +130,8 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, OperationalError | InterfaceError):
+        reason = unavailable(exception)
+        if reason is None:
             return None
         log.warning(
             kv(
@@ -114,7 +139,9 @@ class DatabaseUnavailableMiddleware:
                 method=request.method,
                 path=request.path,
                 ip=client_ip(request),
+                request_id=request_id(request),
                 error=type(exception).__name__,
+                reason=reason,
             )
         )
         response = HttpResponse(render_to_string("database_unavailable.html"), status=503)

@@ -190,6 +190,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # An unreachable server fails a request in seconds (a 503), well within Svix's 15 s.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # So does a wait for a lock another transaction holds (a hot counter row, a long transaction):
+    # a webhook answers 503 in time for Svix to retry it, not past its 15 s or gunicorn's 30 s.
+    _options = DATABASES["default"]["OPTIONS"].get("options", "")
+    if "lock_timeout" not in _options:
+        DATABASES["default"]["OPTIONS"]["options"] = f"{_options} -c lock_timeout=5s".strip()
 # Each worker keeps its connection: opening one (SQLite's pragmas included) cost more than
 # a webhook's whole write.
 DATABASES["default"].setdefault("CONN_MAX_AGE", 60)

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cache
 
-from django.db import OperationalError, connection
+from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from filelock import FileLock, Timeout
+
+from dashboard.database import LockWaitTimeout
 
 # The connection's own busy timeout in ms, read once per connection: reading it on every
 # webhook was one statement more inside the write lock.
@@ -75,7 +77,7 @@ def write_turn(wait_seconds: float | None = None) -> Iterator[None]:
             # A negative timeout would wait for ever: a deadline already past gets one try.
             held = lock.acquire(timeout=max(0.0, wait_seconds), poll_interval=TURN_POLL_SECONDS)
         except Timeout:
-            raise OperationalError("database is locked (waited for the write turn)") from None
+            raise LockWaitTimeout("database is locked (waited for the write turn)") from None
         bounded = busy_timeout(connection, deadline - time.monotonic())
     with held, bounded:
         yield

@@ -14,7 +14,7 @@ from attempts import paging
 from attempts.events import EventFilterForm, filtered_events
 from attempts.models import WebhookEvent
 from attempts.paging import PAGE_SIZE, Cursor, Page
-from attempts.recorded import newest_pk, recorded_after
+from attempts.recorded import Since, recorded_after, since_now
 from dashboard.access import login_required
 from dashboard.web import form_errors, is_partial, parse_newest, pretty_json
 
@@ -80,7 +80,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
         return render(request, template, {"form": form}, status=400)
     after, before = form.cleaned_data["after"], form.cleaned_data["before"]
     # Before the page's query: an event recorded in between comes twice, never not at all.
-    newest = newest_pk(WebhookEvent)
+    since = since_now(WebhookEvent)
     page = page_of(filtered_events(form.filters()), after, before)
     paged = bool(after or before)
     context = {
@@ -91,7 +91,8 @@ def event_list(request: HttpRequest) -> HttpResponse:
         "first_page": link(request) if paged else "",
         "paged": paged,
         "export": link(request, "/events/export.csv"),
-        "newest": newest,
+        "newest": since.newest,
+        "in_flight": since.token(),
         "page_query": request.GET.urlencode(),
         "page_size": PAGE_SIZE,
         "poll_seconds": settings.SEAM_POLL_SECONDS,
@@ -100,17 +101,18 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 
 def event_poll(request: HttpRequest, form: EventFilterForm) -> HttpResponse:
-    """A live events page's poll: the events matching its filters recorded since its newest."""
+    """A live events page's poll: the events matching its filters recorded since its position."""
     try:
-        newest = parse_newest(request.GET["newest"], "event")
+        newest = parse_newest(request.GET["newest"], "event") or 0
+        since = Since.parse(newest, request.GET.get("in_flight", ""))
     except ValueError as e:
         return HttpResponseBadRequest(str(e))
     if not form.is_valid():
         return HttpResponseBadRequest(form_errors(form))
-    events, count, after = recorded_after(listed(filtered_events(form.filters())), newest)
-    if after == newest:
+    events, count, after = recorded_after(listed(filtered_events(form.filters())), since)
+    if after == since:
         return HttpResponse()
-    context = {"rows": event_rows(events), "new_count": count, "newest": after}
+    context = {"rows": event_rows(events), "new_count": count, "since": after}
     response = render(request, "events/_poll.html", context)
     patch_cache_control(response, no_store=True)
     return response

@@ -1,6 +1,7 @@
 """What a live list's poll sends back: the rows in view that changed since the page saw them
 (refreshed from Seam first, at most once per interval for every viewer), the attempts matching
-the page's query recorded since its newest one, newer counts, and Seam's state if it changed."""
+the page's query recorded since its position (attempts/recorded.py), newer counts, and Seam's
+state if it changed."""
 
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from django.utils import timezone
 from attempts.counts import attempt_stats, stats_key
 from attempts.models import Attempt
 from attempts.paging import PAGE_SIZE
-from attempts.recorded import recorded_since
+from attempts.recorded import Since, recorded_since
 from pages.fragments import rows_html, stats_fragment, stats_version
 from pages.templatetags.attempt_tags import version
 from seam import live
@@ -60,7 +61,7 @@ def changes(
     filters: dict[str, Any],
     minutes: int,
     known: dict[int, int],
-    newest: int | None,
+    since: Since | None,
     shown: QueryDict,
     hidden: bool,
 ) -> dict[str, Any] | None:
@@ -69,9 +70,9 @@ def changes(
     changed, seam = changed_in_view(known, hidden)
     context = live_context(minutes)
     new_rows: list[str] = []
-    new_count, after = 0, None
-    if newest is not None:
-        recorded, new_count, after = recorded_since(filters, newest)
+    new_count, after = 0, since
+    if since is not None:
+        recorded, new_count, after = recorded_since(filters, since)
         new_rows = rows_html(recorded, context["stuck_before"], minutes)
     stats_html = ""
     if not hidden:
@@ -79,13 +80,14 @@ def changes(
         if stats_version(stats) != shown.get("stats", ""):
             stats_html = stats_fragment(shown, stats_key(filters, minutes), stats, oob=True)
     seam_changed = seam.label != shown.get("seam", "")
-    if not (changed or new_rows or seam_changed or stats_html or (after and after != newest)):
+    if not (changed or new_rows or seam_changed or stats_html or after != since):
         return None
     return context | {
         "changed": rows_html(changed, context["stuck_before"], minutes, changed=True),
         "new_rows": new_rows,
         "new_count": new_count,
-        "newest": after if after != newest else None,
+        # The page's new position, when it moved.
+        "since": after if after != since else None,
         "seam": seam if seam_changed else None,
         "stats_html": stats_html,
     }

@@ -16,7 +16,7 @@ from attempts.filters import AttemptFilterForm
 from attempts.listing import list_page
 from attempts.models import Attempt, OperatorAction
 from attempts.paging import PAGE_SIZE
-from attempts.recorded import newest_pk
+from attempts.recorded import Since, since_now
 from dashboard.access import login_required, operator_required
 from dashboard.web import form_errors, is_partial, parse_newest, pretty_json
 from pages import poll
@@ -36,7 +36,7 @@ def attempt_list(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         filters = form.filters()
         # Before the page's query: an attempt recorded in between comes twice, never not at all.
-        newest = newest_pk()
+        since = since_now()
         page = list_page(filters, form.cleaned_data["after"], form.cleaned_data["before"])
         seam = live.seam_state()
         stats = attempt_stats(filters, minutes)
@@ -45,7 +45,8 @@ def attempt_list(request: HttpRequest) -> HttpResponse:
             "page_size": PAGE_SIZE,
             "page_position": bool(form.cleaned_data["after"] or form.cleaned_data["before"]),
             "page_query": request.GET.urlencode(),
-            "newest": newest,
+            "newest": since.newest,
+            "in_flight": since.token(),
             "rows_html": rows_html(page.rows, context["stuck_before"], minutes),
             "stats": stats,
             "stats_html": stats_fragment(request.GET, stats_key(filters, minutes), stats),
@@ -71,6 +72,7 @@ def attempt_poll(request: HttpRequest) -> HttpResponse:
     try:
         known = poll.parse_versions(request.GET.getlist("v"))
         newest = parse_newest(request.GET.get("newest"))
+        since = None if newest is None else Since.parse(newest, request.GET.get("in_flight", ""))
     except ValueError as e:
         return HttpResponseBadRequest(str(e))
     if not form.is_valid():
@@ -79,7 +81,7 @@ def attempt_poll(request: HttpRequest) -> HttpResponse:
         form.filters(),
         form.threshold_minutes(),
         known,
-        newest,
+        since,
         shown=request.GET,
         hidden=request.GET.get("hidden") == "1",
     )

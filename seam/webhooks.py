@@ -11,12 +11,13 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from dashboard.database import unavailable
 from seam import secrets, signals
 from seam.ingest import InvalidEvent, record_event, text_field
 
@@ -135,9 +136,15 @@ def seam_webhook(request: HttpRequest) -> JsonResponse:
             event, created = record_event(payload, svix_id, WRITE_WAIT_SECONDS)
         except InvalidEvent as e:
             raise Rejected(400, str(e)) from None
-        except (OperationalError, InterfaceError) as e:
+        except DatabaseError as e:
+            why = unavailable(e)
+            if why is None:
+                # A fault, not an outage: the request's own line logs it (a 500), Svix retries.
+                _log_delivery(svix_id, payload, "rejected", 500, type(e).__name__, started)
+                signals.webhook_delivery.send_robust(sender=None, outcome="rejected")
+                raise
             # Nothing was committed: Svix retries on a 5xx, and the retry is recorded once.
-            raise Rejected(503, f"database unavailable ({type(e).__name__})") from None
+            raise Rejected(503, f"database unavailable ({why})") from None
         status, outcome = 200, "recorded" if created else "duplicate"
         response = JsonResponse({"ok": True, "event_id": event.event_id, "recorded": created})
     except Rejected as e:

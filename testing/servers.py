@@ -112,6 +112,20 @@ def throwaway_postgres() -> Iterator[str]:
             server.execute(drop)
 
 
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """The URL of a migrated database of the block's own, of the test run's kind: a SQLite file,
+    or a PostgreSQL database on the local server."""
+    if connection.vendor == "postgresql":
+        with throwaway_postgres() as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="db-") as folder:
+        url = f"sqlite:///{folder}/db.sqlite3"
+        manage("migrate", "--noinput", env={"DATABASE_URL": url})
+        yield url
+
+
 class Gunicorn:
     """`with Gunicorn(env={...}) as server: httpx.get(server.url + "/healthz")`."""
 

@@ -3,6 +3,7 @@
 from django.db import migrations, models
 
 from attempts import rollups
+from attempts.rebuild import rebuild
 from attempts.merge import error_type_of
 
 
@@ -24,7 +25,7 @@ def fill(apps, schema_editor):
             for name in ("HourlyCount", "DailyCount", "HourlyResolution", "DailyResolution")
         )
     )
-    rollups.rebuild(True, Attempt, tables)
+    rebuild(True, Attempt, tables)
 
 
 class Migration(migrations.Migration):

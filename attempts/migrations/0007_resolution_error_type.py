@@ -1,8 +1,10 @@
 """Time-to-resolution rollups keyed by error type too, so /insights/ can narrow them by it."""
 
 from django.db import migrations, models
+from django.db.models import Sum
 
 from attempts import rollups
+from attempts.rebuild import rebuild
 
 
 def refill(apps, schema_editor):
@@ -15,7 +17,21 @@ def refill(apps, schema_editor):
             for name in ("HourlyCount", "DailyCount", "HourlyResolution", "DailyResolution")
         )
     )
-    rollups.rebuild(False, apps.get_model("attempts", "Attempt"), tables)
+    rebuild(False, apps.get_model("attempts", "Attempt"), tables)
+
+
+def collapse(apps, schema_editor):
+    """Back to resolutions without error type: each period's rows summed over error types, so
+    the key without it is unique again."""
+    for name in ("HourlyResolution", "DailyResolution"):
+        model = apps.get_model("attempts", name)
+        key = ("start", "action_type", "status", "bucket")
+        sums = list(model.objects.values(*key).annotate(n=Sum("count")).order_by())
+        model.objects.all().delete()
+        model.objects.bulk_create(
+            (model(**{k: row[k] for k in key}, error_type="", count=row["n"]) for row in sums),
+            batch_size=2000,
+        )
 
 
 class Migration(migrations.Migration):
@@ -52,5 +68,5 @@ class Migration(migrations.Migration):
                 name="hourlyresolution_key",
             ),
         ),
-        migrations.RunPython(refill, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(refill, collapse, elidable=True),
     ]

@@ -79,8 +79,10 @@ class TestErrorType:
         migration = importlib.import_module("attempts.migrations.0007_resolution_error_type")
         migration.refill(apps, None)
 
-        rows = HourlyResolution.objects.values_list("status", "error_type", "count")
+        # Rows counted down to nothing stay, at zero, as merge() leaves them.
+        rows = HourlyResolution.objects.exclude(count=0).values_list(
+            "status", "error_type", "count"
+        )
         assert sorted(rows) == [("error", "", 7), ("error", "device_offline", 1)]
-        assert list(DailyResolution.objects.values_list("error_type", "count")) == [
-            ("device_offline", 1)
-        ]
+        daily = DailyResolution.objects.exclude(count=0).values_list("error_type", "count")
+        assert list(daily) == [("device_offline", 1)]

@@ -4,10 +4,11 @@ makes, static files and error pages included."""
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.storage import staticfiles_storage
-from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import include, path
+
+from dashboard.database import LockWaitTimeout
 
 # Directive -> sources. No inline scripts, styles or eval (see dashboard/settings.py).
 POLICY = {
@@ -38,7 +39,8 @@ def boom(request: HttpRequest) -> HttpResponse:
 
 
 def database_down(request: HttpRequest) -> HttpResponse:
-    raise OperationalError("connection refused")
+    # What an outage raises (dashboard/database.py): any other database error is a 500.
+    raise LockWaitTimeout("database is locked (waited for the write turn)")
 
 
 urlpatterns = [

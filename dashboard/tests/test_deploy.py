@@ -98,7 +98,7 @@ class TestRequestLog:
         [record] = [r for r in caplog.records if r.name == "dashboard.request"]
         assert re.fullmatch(
             rf"method=GET path=/attempts/ status=200 duration_ms=\d+\.\d user={user.pk} "
-            r"ip=127\.0\.0\.1",
+            r"ip=127\.0\.0\.1 request_id=[0-9a-f]{32}",
             record.getMessage(),
         )
 
@@ -119,11 +119,13 @@ class TestRequestLog:
         client.force_login(user)
         client.raise_request_exception = False
         with caplog.at_level(logging.INFO):
-            assert client.get("/boom/").status_code == 500
+            response = client.get("/boom/")
+        assert response.status_code == 500
+        rid = response["X-Request-ID"]
         errors = [r for r in caplog.records if r.exc_info]
         assert len(errors) == 1
         assert errors[0].getMessage() == (
             f"event=unhandled_exception method=GET path=/boom/ user={user.pk} "
-            "ip=127.0.0.1 error=RuntimeError"
+            f'ip=127.0.0.1 request_id={rid} error=RuntimeError message="the view failed"'
         )
-        assert "status=500" in caplog.text
+        assert "status=500 duration_ms=" in caplog.text and f"request_id={rid}" in caplog.text

@@ -10,7 +10,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -109,32 +111,39 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@contextmanager
+def behind_nginx(env: dict[str, str]) -> Iterator[Nginx]:
+    """nginx -> two gunicorn instances (two workers each) started with `env`; `.servers`."""
+    ports = [free_port(), free_port()]
+    nginx = Nginx([f"127.0.0.1:{port}" for port in ports])
+    env = {"BEHIND_PROXY": "true", "ALLOWED_HOSTS": "127.0.0.1", **env}
+    env["CSRF_TRUSTED_ORIGINS"] = nginx.url
+    servers = [Gunicorn(env=env, workers=2, port=port) for port in ports]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(Gunicorn.start, servers))
+    try:
+        nginx.start()
+        nginx.servers = servers
+        yield nginx
+    finally:
+        nginx.stop()
+        for server in servers:
+            server.stop()
+
+
 @pytest.fixture(scope="module")
 def stack(django_db_setup, fake_seam):
     """nginx -> two gunicorn instances (two workers each) -> a counting proxy -> Seam's fake."""
     with CountingProxy(fake_seam.url) as seam:
-        ports = [free_port(), free_port()]
-        nginx = Nginx([f"127.0.0.1:{port}" for port in ports])
         env = {
-            "BEHIND_PROXY": "true",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "CSRF_TRUSTED_ORIGINS": nginx.url,
             "SEAM_API_URL": seam.url,
             "SEAM_API_KEY": API_KEY,
             "SEAM_WEBHOOK_SECRET": SECRET,
             "SEAM_POLL_SECONDS": "1",
         }
-        servers = [Gunicorn(env=env, workers=2, port=port) for port in ports]
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(Gunicorn.start, servers))
-        try:
-            nginx.start()
-            nginx.servers, nginx.seam = servers, seam
+        with behind_nginx(env) as nginx:
+            nginx.seam = seam
             yield nginx
-        finally:
-            nginx.stop()
-            for server in servers:
-                server.stop()
 
 
 def https(stack: Nginx) -> httpx.Client:

@@ -172,7 +172,9 @@ class TestLiveEvents:
         again = admin_client.get(f"/events/?newest={last}", headers=self.HTMX)
         assert again.status_code == 200 and again.content == b""
 
-    @pytest.mark.parametrize("query", ["newest=x", "newest=-3", "newest=1&after=soon"])
+    @pytest.mark.parametrize(
+        "query", ["newest=x", "newest=-3", "newest=1&after=soon", "newest=1&in_flight=x"]
+    )
     def test_a_malformed_poll_is_a_400_with_a_reason(self, admin_client, query):
         response = admin_client.get(f"/events/?{query}", headers=self.HTMX)
         assert response.status_code == 400

@@ -180,6 +180,7 @@ class TestPoll:
             "v=1.1&" * 101,
             "newest=abc",
             "newest=-1",
+            "newest=5&in_flight=1.2.3-9",
             "after=not-a-cursor",
             "before=99_x",
             "since=yesterday",

@@ -1,15 +1,17 @@
-"""`python manage.py rebuild_rollups`: recomputes the hourly rollups from the attempts."""
+"""`python manage.py rebuild_rollups`: recomputes the rollups from the attempts, an hour at a
+time, while webhooks go on landing (attempts/rebuild.py)."""
 
 import time
 
 from django.core.management.base import BaseCommand
 
-from attempts import rollups
+from attempts.rebuild import rebuild
 
 
 class Command(BaseCommand):
     help = (
-        "Recomputes the hourly counts and resolution times from the attempts. Hours before the "
+        "Recomputes the hourly and daily counts and resolution times from the attempts, an hour "
+        "at a time (safe while webhooks land; a second run meanwhile skips). Hours before the "
         "oldest attempt (pruned) keep theirs unless --all."
     )
 
@@ -20,8 +22,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         started = time.monotonic()
-        counts, resolutions = rollups.rebuild(everything=options["all"])
+        rebuilt = rebuild(everything=options["all"])
+        if rebuilt is None:
+            self.stdout.write("rebuild_rollups outcome=skipped reason=another_rebuild_running")
+            return
         self.stdout.write(
-            f"Rebuilt {counts:,} hourly counts and {resolutions:,} resolution buckets "
-            f"in {time.monotonic() - started:.1f} s."
+            f"rebuild_rollups outcome=ok hours={rebuilt.hours} days={rebuilt.days} "
+            f"corrected={rebuilt.corrected} seconds={time.monotonic() - started:.1f}"
         )
