@@ -27,7 +27,7 @@ from fakeseam import API_KEY, free_port
 from fakeseam.process import terminate, wait_listening
 from pages.templatetags.attempt_tags import version
 from testing.proxy import CountingProxy
-from testing.servers import BASE_DIR, Gunicorn
+from testing.servers import BASE_DIR, Gunicorn, wait_until
 from testing.webhooks import SECRET, seam_event, signed_headers
 
 pytestmark = [pytest.mark.nginx, pytest.mark.gunicorn, pytest.mark.seam]
@@ -211,6 +211,17 @@ class TestThroughNginx:
             assert response.headers["content-encoding"] == "gzip"
             assert response.headers["cache-control"] == "max-age=315360000, public, immutable"
             assert "text/css" in response.headers["content-type"]
+
+    def test_the_request_id_is_nginxs_never_the_clients(self, stack):
+        with https(stack) as http:
+            response = http.get("/healthz", headers={"X-Request-ID": "chosen-by-the-client"})
+        rid = response.headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", rid)
+        wait_until(
+            lambda: any(f"request_id={rid}" in server.output() for server in stack.servers),
+            10,
+            "the request line with nginx's request id",
+        )
 
     def test_it_sends_plain_http_to_https(self, stack):
         response = httpx.get(f"http://127.0.0.1:{stack.http_port}/attempts/?status=error")
