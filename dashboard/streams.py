@@ -8,6 +8,7 @@ one slot's lock until it ends; a worker that dies lets go of it with its file de
 Outside gunicorn (manage.py, the tests' own client) nothing is limited.
 """
 
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -17,6 +18,9 @@ from filelock import FileLock, Timeout
 T = TypeVar("T")
 
 _slots: list[Path] = []
+# A stream lets go of its slot a moment after its last bytes leave, so the same person's next
+# export can arrive first: that moment is waited out before an export is refused.
+SETTLE_SECONDS = 2.0
 
 
 class AllSlotsBusy(Exception):
@@ -33,15 +37,19 @@ def take_slot() -> FileLock | None:
     """A free slot, held (None when nothing is limited). Raises AllSlotsBusy."""
     if not _slots:
         return None
-    for path in _slots:
-        # Not thread-local: the response is streamed, and its slot let go, by the worker.
-        lock = FileLock(path, timeout=0, thread_local=False)
-        try:
-            lock.acquire()
-        except Timeout:
-            continue
-        return lock
-    raise AllSlotsBusy(len(_slots))
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        for path in _slots:
+            # Not thread-local: the response is streamed, and its slot let go, by the worker.
+            lock = FileLock(path, timeout=0, thread_local=False)
+            try:
+                lock.acquire()
+            except Timeout:
+                continue
+            return lock
+        if time.monotonic() >= deadline:
+            raise AllSlotsBusy(len(_slots))
+        time.sleep(0.05)
 
 
 class Holding(Generic[T]):

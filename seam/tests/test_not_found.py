@@ -5,7 +5,6 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -13,8 +12,10 @@ from attempts.counts import compute_stats
 from attempts.filters import AttemptFilterForm
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
+from dashboard.access import Role
 from fakeseam import FakeSeam
 from seam.refresh import attempts_needing_fetch
+from testing.users import logged_in
 from testing.webhooks import SECRET, seam_event, signed_headers
 
 pytestmark = [pytest.mark.seam]
@@ -48,8 +49,7 @@ def restarted(seam_settings):
 
 @pytest.fixture
 def operator(client):
-    client.force_login(User.objects.create_user("operator"))
-    return client
+    return logged_in(client, Role.OPERATOR)
 
 
 @pytest.fixture
