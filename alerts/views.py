@@ -6,8 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.access import login_required, operator_required
 from alerts.models import Incident
-from dashboard.access import login_required, operator_required
 
 RESOLVED_DAYS = 7
 RESOLVED_SHOWN = 100

@@ -5,11 +5,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
-from dashboard.access import login_required
 from dashboard.cache import bounded_wait
 
 log = logging.getLogger(__name__)
@@ -88,12 +85,3 @@ def _answer(lines: list[str], ready: bool) -> HttpResponse:
     return HttpResponse(
         "\n".join(lines) + "\n", status=200 if ready else 503, content_type="text/plain"
     )
-
-
-@login_required
-@require_GET
-@never_cache
-def cache_notice(request: HttpRequest) -> HttpResponse:
-    """The notice "live refresh paused: the cache is unavailable", polled by itself while it is
-    shown, so that it leaves every page (even one without a live poll) when the cache is back."""
-    return render(request, "_cache_notice.html")

@@ -69,8 +69,8 @@ DASHBOARD_URL = env.str("DASHBOARD_URL", default="").rstrip("/")
 # Bearer token for GET /metrics; unset: /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
-# Single sign-on with the team's OpenID Connect provider (dashboard/oidc.py); none without an
-# issuer. Roles come from the groups claim (dashboard/access.py); OIDC_VIEWER_GROUPS, when set,
+# Single sign-on with the team's OpenID Connect provider (accounts/oidc.py); none without an
+# issuer. Roles come from the groups claim (accounts/access.py); OIDC_VIEWER_GROUPS, when set,
 # limits who may sign in at all.
 OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
 OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
@@ -83,7 +83,7 @@ OIDC_OPERATOR_GROUPS = env.list("OIDC_OPERATOR_GROUPS", default=[])
 OIDC_ADMIN_GROUPS = env.list("OIDC_ADMIN_GROUPS", default=[])
 if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
     raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET too.")
-# Sign-in by a header that an auth proxy in front sets (dashboard/trusted_header.py), honoured
+# Sign-in by a header that an auth proxy in front sets (accounts/trusted_header.py), honoured
 # only with BEHIND_PROXY; the groups header's groups give roles as OIDC_*_GROUPS say.
 REMOTE_USER_HEADER = env.str("REMOTE_USER_HEADER", default="")
 REMOTE_GROUPS_HEADER = env.str("REMOTE_GROUPS_HEADER", default="")
@@ -99,8 +99,8 @@ OIDC_TOKEN_USE_BASIC_AUTH = True
 OIDC_TIMEOUT = 5
 
 INSTALLED_APPS = [
-    # Django's admin, for admins (dashboard.access decides who is one).
-    "dashboard.apps.AdminConfig",
+    # Django's admin, for admins (accounts.access decides who is one).
+    "accounts.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -111,8 +111,8 @@ INSTALLED_APPS = [
     "axes",
     # django-csp's system checks (a malformed policy is refused at start).
     "csp",
-    # The roles' groups (dashboard/migrations).
-    "dashboard.apps.DashboardConfig",
+    # The roles' groups (accounts/migrations).
+    "accounts.apps.AccountsConfig",
     "attempts",
     "seam",
     "pages",
@@ -139,7 +139,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Does nothing unless REMOTE_USER_HEADER is set and BEHIND_PROXY is on.
-    "dashboard.trusted_header.TrustedHeaderMiddleware",
+    "accounts.trusted_header.TrustedHeaderMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -162,7 +162,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.cache.notice",
                 "alerts.context.incident_banner",
-                "dashboard.access.rights",
+                "accounts.access.rights",
             ],
         },
     },
@@ -226,10 +226,10 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
-    "dashboard.oidc.ProviderBackend",
-    "dashboard.trusted_header.TrustedHeaderBackend",
-    # Permissions only: an admin (dashboard.access) holds them all.
-    "dashboard.access.AdminRights",
+    "accounts.oidc.ProviderBackend",
+    "accounts.trusted_header.TrustedHeaderBackend",
+    # Permissions only: an admin (accounts.access) holds them all.
+    "accounts.access.AdminRights",
 ]
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)

@@ -2,13 +2,15 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from dashboard import health, oidc
+from accounts import oidc
+from dashboard import health
+from pages import views as pages
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/attempts/", permanent=False)),
     path("healthz", health.healthz),
     path("readyz", health.readyz),
-    path("cache-notice/", health.cache_notice, name="cache-notice"),
+    path("cache-notice/", pages.cache_notice, name="cache-notice"),
     # Before Django's: the same login, with single sign-on's button.
     path("accounts/login/", oidc.LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -5,8 +5,8 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from accounts.access import login_required
 from attempts.filters import AttemptFilterForm
-from dashboard.access import login_required
 from dashboard.shared import figures_key, shared
 from dashboard.web import is_partial
 from insights.figures import DEFAULT_LAST, report

@@ -10,12 +10,12 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from accounts.access import login_required
 from attempts import paging
 from attempts.events import EventFilterForm, filtered_events
 from attempts.models import WebhookEvent
 from attempts.paging import PAGE_SIZE, Cursor, Page
 from attempts.recorded import Since, recorded_after, since_now
-from dashboard.access import login_required
 from dashboard.web import form_errors, is_partial, parse_newest, pretty_json
 
 

@@ -21,10 +21,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts.access import login_required
 from attempts.events import EventFilterForm, filtered_events
 from attempts.filters import AttemptFilterForm, filtered_attempts
 from dashboard import streams
-from dashboard.access import login_required
 from dashboard.web import form_errors
 
 CHUNK_SIZE = 2000

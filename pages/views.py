@@ -11,13 +11,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from accounts.access import login_required, operator_required
 from attempts.counts import attempt_stats, stats_key
 from attempts.filters import AttemptFilterForm
 from attempts.listing import list_page
 from attempts.models import Attempt, OperatorAction
 from attempts.paging import PAGE_SIZE
 from attempts.recorded import Since, since_now
-from dashboard.access import login_required, operator_required
 from dashboard.web import form_errors, is_partial, parse_newest, pretty_json
 from pages import poll
 from pages.fragments import rows_html, stats_fragment
@@ -202,3 +202,12 @@ def attempt_refresh(request: HttpRequest, action_attempt_id: str) -> HttpRespons
     else:
         messages.success(request, "Refreshed from Seam.")
     return redirect("attempt-detail", action_attempt_id=action_attempt_id)
+
+
+@login_required
+@require_GET
+@never_cache
+def cache_notice(request: HttpRequest) -> HttpResponse:
+    """The notice "live refresh paused: the cache is unavailable", polled by itself while it is
+    shown, so that it leaves every page (even one without a live poll) when the cache is back."""
+    return render(request, "_cache_notice.html")

@@ -3,7 +3,7 @@
 from django.contrib.auth.models import User
 from django.test import Client
 
-from dashboard.access import Role, give_role
+from accounts.access import Role, give_role
 
 
 def user_with_role(role: Role, username: str = "", password: str | None = None) -> User:

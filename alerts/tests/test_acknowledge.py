@@ -1,10 +1,10 @@
 import pytest
 
+from accounts.access import Role
 from alerts.evaluation import evaluate
 from alerts.models import Incident
 from alerts.tests.test_check_alerts import ended
 from attempts.models import Status
-from dashboard.access import Role
 from testing.receivers import JsonReceiver
 from testing.users import logged_in
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.access import Role
 from alerts.evaluation import evaluate
 from alerts.models import Kind, Rule
 from alerts.tests.test_check_alerts import ended
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source, Status, WebhookEvent
-from dashboard.access import Role
 from testing.browser import chromium
 from testing.oidc import NODE_DIR
 from testing.servers import Gunicorn

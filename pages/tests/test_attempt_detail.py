@@ -1,8 +1,8 @@
 import pytest
 
+from accounts.access import Role
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, OperatorAction, Source, WebhookEvent
-from dashboard.access import Role
 from fakeseam import API_KEY
 from pages.templatetags.attempt_tags import version
 from testing.proxy import CountingProxy

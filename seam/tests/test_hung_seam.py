@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from accounts.access import Role
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
 from attempts.recorded import newest_pk
-from dashboard.access import Role
 from fakeseam import API_KEY
 from pages.templatetags.attempt_tags import version
 from testing.users import logged_in

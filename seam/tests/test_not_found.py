@@ -8,11 +8,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from accounts.access import Role
 from attempts.counts import compute_stats
 from attempts.filters import AttemptFilterForm
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, Source
-from dashboard.access import Role
 from fakeseam import FakeSeam
 from seam.refresh import attempts_needing_fetch
 from testing.users import logged_in

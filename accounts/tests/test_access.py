@@ -1,4 +1,4 @@
-"""Roles: who may do what (dashboard/access.py), the groups' migration, the Django admin."""
+"""Roles: who may do what (accounts/access.py), the groups' migration, the Django admin."""
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from accounts.access import Role, give_role, role_of
 from alerts.models import Rule
-from dashboard.access import Role, give_role, role_of
 from testing.users import logged_in, user_with_role
 
 
@@ -112,8 +112,8 @@ class TestEnsureOperator:
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_keeps_what_each_user_had_and_goes_back():
     executor = MigrationExecutor(connection)
-    latest = executor.loader.graph.leaf_nodes("dashboard")
-    executor.migrate([("dashboard", None)])
+    latest = executor.loader.graph.leaf_nodes("accounts")
+    executor.migrate([("accounts", None)])
     assert not Group.objects.filter(name__in=["Viewers", "Operators", "Admins"]).exists()
     User.objects.create_user("staff", is_staff=True)
     User.objects.create_user("plain")
@@ -136,7 +136,7 @@ def test_the_migration_keeps_what_each_user_had_and_goes_back():
     }
 
     executor = MigrationExecutor(connection)
-    executor.migrate([("dashboard", None)])
+    executor.migrate([("accounts", None)])
     assert User.objects.count() == 4
     assert not Group.objects.filter(name__in=["Viewers", "Operators", "Admins"]).exists()
     MigrationExecutor(connection).migrate(latest)

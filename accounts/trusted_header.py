@@ -1,6 +1,6 @@
 """Signing in by a header that an auth proxy in front sets (oauth2-proxy behind nginx, say):
 REMOTE_USER_HEADER names the user, REMOTE_GROUPS_HEADER (a comma list) their groups, which give
-their role as single sign-on's groups do (dashboard.access). Honoured only with BEHIND_PROXY: a
+their role as single sign-on's groups do (accounts.access). Honoured only with BEHIND_PROXY: a
 client reaching the dashboard itself could send any header it likes.
 """
 
@@ -13,7 +13,7 @@ from django.contrib.auth.middleware import RemoteUserMiddleware
 from django.db import transaction
 from django.http import HttpRequest
 
-from dashboard.access import give_role, role_from_provider
+from accounts.access import give_role, role_from_provider
 from dashboard.middleware import kv
 
 log = logging.getLogger(__name__)

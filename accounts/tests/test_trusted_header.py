@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from dashboard.access import Role, role_of
+from accounts.access import Role, role_of
 from dashboard.tests.test_nginx import Nginx, https
 from fakeseam import free_port
 from testing.servers import BASE_DIR, Gunicorn, respond, serving

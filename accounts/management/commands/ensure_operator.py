@@ -3,7 +3,7 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from dashboard.access import Role, give_role, may
+from accounts.access import Role, give_role, may
 
 
 class Command(BaseCommand):

@@ -44,7 +44,7 @@ class Role(IntEnum):
         return " and ".join(f"{r.label}s" for r in Role if r >= self)
 
 
-# The Django groups that give a local user a role (made by dashboard/migrations/0001_roles.py).
+# The Django groups that give a local user a role (made by accounts/migrations/0001_roles.py).
 GROUP_NAMES = {Role.VIEWER: "Viewers", Role.OPERATOR: "Operators", Role.ADMIN: "Admins"}
 ROLE_OF_GROUP = {name: role for role, name in GROUP_NAMES.items()}
 

@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from accounts.access import Role, role_of
+from accounts.models import ProviderAccount
 from attempts.models import OperatorAction
-from dashboard.access import Role, role_of
-from dashboard.models import ProviderAccount
 from fakeseam import API_KEY, free_port
 from testing.browser import chromium
 from testing.faults import pending_connections, silent_server

@@ -8,7 +8,7 @@ provider's keys. This module adds what it leaves to its users:
 - the ID token's issuer, audience and expiry are checked too;
 - a user is known by the provider's issuer and subject (ProviderAccount), made at the first
   sign-in as `preferred_username` (else `email`), and given the role its groups give
-  (dashboard.access) at every sign-in; a user outside the allowed groups is refused and no
+  (accounts.access) at every sign-in; a user outside the allowed groups is refused and no
   account is made;
 - every refusal is said on the login page, where password sign-in keeps working.
 """
@@ -37,9 +37,9 @@ from mozilla_django_oidc.views import (
     OIDCAuthenticationRequestView,
 )
 
-from dashboard.access import give_role, role_from_provider
+from accounts.access import give_role, role_from_provider
+from accounts.models import ProviderAccount
 from dashboard.middleware import kv
-from dashboard.models import ProviderAccount
 
 log = logging.getLogger(__name__)
 
