@@ -4,11 +4,14 @@ import os
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import httpx
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.models import Sum
+from django.utils import timezone
 
 from attempts.merge import Observation, merge
 from attempts.models import Attempt, HourlyCount, Source, StatusChange, WebhookEvent
@@ -375,3 +378,43 @@ class TestRecordEvent:
         with pytest.raises(InvalidEvent, match="event_type missing"):
             record_event({"event_id": "evt_1"})
         assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.gunicorn
+class TestWhilePruneDeletes:
+    """Svix never waits on a retention run: prune deletes in batches between deliveries."""
+
+    def test_webhooks_keep_landing_while_it_deletes(self, server):
+        for n in range(600):
+            record_event(seam_event(event_id=f"old_{n}", action_attempt_id=f"old_{n}"))
+        WebhookEvent.objects.update(received_at=timezone.now() - timedelta(days=40))
+        StatusChange.objects.update(at=timezone.now() - timedelta(days=40))
+        answered: list[int] = []
+        done = threading.Event()
+
+        def deliver() -> None:
+            n = 0
+            while not done.is_set() or n < 20:
+                body = json.dumps(seam_event(event_id=f"new_{n}", action_attempt_id=f"new_{n}"))
+                response = httpx.post(
+                    f"{server.url}/webhooks/seam/",
+                    content=body.encode(),
+                    headers=signed_headers(body.encode(), msg_id=f"m{n}"),
+                    timeout=30,
+                )
+                answered.append(response.status_code)
+                n += 1
+            connection.close()
+
+        thread = threading.Thread(target=deliver)
+        thread.start()
+        try:
+            call_command("prune", "--event-days", "30", "--batch-size", "50", stdout=StringIO())
+        finally:
+            done.set()
+            thread.join(timeout=120)
+
+        assert set(answered) == {200}
+        assert WebhookEvent.objects.filter(event_id__startswith="old_").count() == 0
+        assert WebhookEvent.objects.filter(event_id__startswith="new_").count() == len(answered)
